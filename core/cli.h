@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* What every command gets from the command line, and how it reports. */
+#ifndef AIMX_CLI_H
+#define AIMX_CLI_H
+
+#include "config.h"
+#include "diag.h"
+
+typedef struct aimx_cli {
+    const char *config_path; /* --config, else AIMX_CONFIG, else NULL */
+    int config_explicit;
+    int json;
+    int help;
+    char **args;             /* operands after the command word(s) */
+    int arg_count;
+} aimx_cli;
+
+/* Prints the error on stderr (and as the JSON error object with --json);
+ * returns code. */
+int aimx__fail(const aimx_cli *cli, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int aimx__fail_diag(const aimx_cli *cli, int code, const aimx_diag *d);
+
+/* Loads the configuration named on the command line and applies its
+ * logging settings.  Returns 0 or the exit code (after reporting). */
+int aimx__cli_load_config(const aimx_cli *cli, aimx_config *c);
+
+int aimx__cmd_plugins(const aimx_cli *cli);
+int aimx__cmd_config_check(const aimx_cli *cli);
+
+#endif
