@@ -332,54 +332,77 @@ parse_literal(const char *p, long long *out, const char **end)
     return 0;
 }
 
-int
-aimx__int_literal_matches(const char *line, const char *name, long long value)
+/* Finds "name =" or "name :" as a whole word; returns what follows it. */
+static const char *
+after_name(const char *line, const char *name)
 {
-    const char *p = line;
+    size_t nl = strlen(name);
 
-    if (name != NULL) {
-        size_t nl = strlen(name);
-        for (;;) {
-            const char *hit = strstr(p, name);
-            if (hit == NULL)
-                return 1; /* cannot find it: do not guess */
-            const char *q = hit + nl;
-            int starts = hit == line || !(isalnum((unsigned char)hit[-1]) ||
-                                          hit[-1] == '_' || hit[-1] == '-');
+    for (const char *p = line;;) {
+        const char *hit = strstr(p, name);
+        if (hit == NULL)
+            return NULL;
+        const char *q = hit + nl;
+        int starts = hit == line || !(isalnum((unsigned char)hit[-1]) ||
+                                      hit[-1] == '_' || hit[-1] == '-');
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (starts && (*q == '=' || *q == ':')) {
+            q++;
             while (*q == ' ' || *q == '\t')
                 q++;
-            if (starts && (*q == '=' || *q == ':')) {
-                long long v;
-                const char *end;
-                q++;
-                while (*q == ' ' || *q == '\t')
-                    q++;
-                int r = parse_literal(q, &v, &end);
-                if (r < 0)
-                    return 1;
-                return r == 0 && v == value;
-            }
-            p = hit + nl;
+            return q;
         }
+        p = hit + nl;
     }
-    /* A list element: some literal on its line must carry the value. */
-    while (*p) {
-        if ((isdigit((unsigned char)*p) || *p == '-') &&
+}
+
+int
+aimx__int_literal_matches(const char *line, const char *name, unsigned rank,
+                          long long value)
+{
+    const char *p = line;
+    long long v;
+    const char *end;
+
+    if (name != NULL) {
+        p = after_name(line, name);
+        if (p == NULL)
+            return 1; /* cannot find it: do not guess */
+        if (*p != '[' && *p != '(') {
+            int r = parse_literal(p, &v, &end);
+            if (r < 0)
+                return 1;
+            return r == 0 && v == value;
+        }
+        p++;
+    }
+    /* The rank-th integer literal from here, skipping quoted strings. */
+    for (unsigned seen = 0; *p;) {
+        if (*p == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (*p)
+                p++;
+            continue;
+        }
+        if ((isdigit((unsigned char)*p) || *p == '-' || *p == '+') &&
             (p == line || !(isalnum((unsigned char)p[-1]) || p[-1] == '_' ||
                             p[-1] == '.'))) {
-            long long v;
-            const char *end;
             int r = parse_literal(p, &v, &end);
-            if (r == 0 && v == value)
-                return 1;
+            if (r > 0 && seen == rank)
+                return 0; /* does not fit even in 64 bits */
             if (r == 0) {
+                if (seen++ == rank)
+                    return v == value;
                 p = end;
                 continue;
             }
         }
         p++;
     }
-    return 0;
+    return 1;
 }
 
 /* libconfig 1.5 silently wraps integers >= 2^31 ("5000000000" reads back as
@@ -404,7 +427,21 @@ check_int_literals(aimx_config *c, config_setting_t *s, aimx_diag *d)
     if (file == NULL || line == 0 ||
         read_source_line(file, line, text, sizeof text) != 0)
         return;
-    if (!aimx__int_literal_matches(text, config_setting_name(s), value)) {
+    const char *name = config_setting_name(s);
+    unsigned rank = 0;
+    config_setting_t *parent = config_setting_parent(s);
+    if (name == NULL && parent != NULL) {
+        /* A list element: its rank among the elements on its line, counted
+         * from the list's "name = [" when the list starts on that line. */
+        int idx = config_setting_index(s);
+        for (int i = 0; i < idx; i++)
+            if (config_setting_source_line(
+                    config_setting_get_elem(parent, (unsigned)i)) == line)
+                rank++;
+        if (config_setting_source_line(parent) == line)
+            name = config_setting_name(parent);
+    }
+    if (!aimx__int_literal_matches(text, name, rank, value)) {
         char where[PATH_MAX + 32];
         aimx__config_where(c, s, where, sizeof where);
         aimx__diag_add(d,

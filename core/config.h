@@ -72,9 +72,10 @@ int aimx__valid_hostname(const char *name);
 int aimx__valid_plugin_name(const char *name);
 
 /* Pure helper behind the wrapped-integer check, for unit tests: does the
- * integer literal of setting `name` (NULL for a list element) on `line`
- * equal value? */
+ * integer literal of setting `name` on `line` equal value?  When `name`
+ * holds a list ("name = [ ... ]"), or is NULL (a line inside a list), the
+ * rank-th literal is the one compared. */
 int aimx__int_literal_matches(const char *line, const char *name,
-                              long long value);
+                              unsigned rank, long long value);
 
 #endif
