@@ -13,9 +13,14 @@ if(AIMX_SANITIZE)
   # --no-undefined; with clang the shared runtime works.
   set(_san -fsanitize=address,undefined -fno-omit-frame-pointer
            -fno-sanitize-recover=undefined)
-  if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
-    list(APPEND _san -shared-libsan)
-  endif()
   add_compile_options(${_san})
   add_link_options(${_san})
+  if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
+    add_link_options(-shared-libsan)
+    # The shared runtime is not on the loader's default path.
+    execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libclang_rt.asan-x86_64.so
+                    OUTPUT_VARIABLE _asan_rt OUTPUT_STRIP_TRAILING_WHITESPACE)
+    get_filename_component(_asan_dir "${_asan_rt}" DIRECTORY)
+    add_link_options("LINKER:-rpath,${_asan_dir}")
+  endif()
 endif()

@@ -41,7 +41,7 @@ const char *aimx__config_default_path(void);
 /*
  * Reads path (NULL: the default file, which may be absent) and checks every
  * top-level key.  Problems go to d as "FILE:LINE: message".  Returns 0, or
- * the exit code (78).
+ * the exit code (78).  Call aimx__config_free() afterwards either way.
  */
 int aimx__config_load(aimx_config *c, const char *path, int path_is_explicit,
                       aimx_diag *d);

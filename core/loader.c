@@ -422,7 +422,8 @@ aimx__plugin_scan(char *const *dirs, size_t dir_count,
             names[nn++] = strdup(de->d_name);
         }
         closedir(dh);
-        qsort(names, nn, sizeof *names, compare_names);
+        if (nn > 1)
+            qsort(names, nn, sizeof *names, compare_names);
 
         for (size_t k = 0; k < nn; k++) {
             aimx_plugin_listing *e;

@@ -102,6 +102,7 @@ defaults_without_a_file(void **state)
     assert_int_equal(aimx__config_load(&c, missing, 1, &d), 78);
     expect_message(&d, missing);
     expect_message(&d, "No such file");
+    aimx__config_free(&c);
     aimx__diag_free(&d);
 }
 

@@ -20,7 +20,12 @@
  *   - Every struct that crosses the boundary starts with `uint32_t
  *     struct_size` (the size its writer was compiled with).  A reader uses
  *     only fields that lie below struct_size and treats the rest as zero.
- *     The one exception is aimx_addr, a frozen value type like in6_addr.
+ *     A field added in a minor starts at or after the struct's previous
+ *     sizeof (no 1.0 struct has tail padding to fall into).  The one
+ *     exception is aimx_addr, a frozen value type like in6_addr.
+ *   - Enums cross the boundary as uint32_t fields, and aimx_status as a
+ *     return value: build plugins with the platform's default enum size
+ *     (never -fshort-enums).
  *   - A NULL function slot means "not provided".
  *   - The first three fields of aimx_plugin_descriptor (struct_size,
  *     abi_major, abi_minor) keep their place in every future major, so a
@@ -68,13 +73,13 @@
 extern "C" {
 #endif
 
-#define AIMX_ABI_MAJOR 1
-#define AIMX_ABI_MINOR 0
+#define AIMX_ABI_MAJOR           1
+#define AIMX_ABI_MINOR           0
 /* The entry symbol carries the major: a major bump renames it. */
 #define AIMX_PLUGIN_ENTRY_SYMBOL "aimx_plugin_v1"
 
 #if defined(__GNUC__) || defined(__clang__)
-#define AIMX_EXPORT __attribute__((visibility("default")))
+#define AIMX_EXPORT            __attribute__((visibility("default")))
 #define AIMX_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define AIMX_EXPORT
@@ -85,10 +90,10 @@ extern "C" {
  * Opaque handles.  Never defined in the SDK; only the side that creates one
  * knows what is inside.
  */
-typedef struct aimx_host aimx_host;         /* host side, one per plugin instance */
+typedef struct aimx_host aimx_host; /* host side, one per plugin instance */
 typedef struct aimx_dns_sink aimx_dns_sink; /* host side, one per DNS lookup */
-typedef struct aimx_msg aimx_msg;           /* host side, the message being sent */
-typedef struct aimx_session aimx_session;   /* transport side, one SMTP session */
+typedef struct aimx_msg aimx_msg; /* host side, the message being sent */
+typedef struct aimx_session aimx_session; /* transport side, one SMTP session */
 
 /* ------------------------------------------------------------------------
  * Status of a call across the boundary.  Values are ABI: append only.
@@ -117,10 +122,7 @@ enum aimx_log_level {
 /* ------------------------------------------------------------------------
  * Addresses.  Our own family numbers: AF_INET6 differs between systems.
  */
-enum aimx_family {
-    AIMX_AF_INET = 4,
-    AIMX_AF_INET6 = 6
-};
+enum aimx_family { AIMX_AF_INET = 4, AIMX_AF_INET6 = 6 };
 
 /* Bit set of families, as policies report what outbound mail uses. */
 #define AIMX_FAMILY_IPV4 0x1u
@@ -138,13 +140,13 @@ typedef struct aimx_addr {
  */
 
 /* RR types are plain RFC numbers: any type may be asked for. */
-#define AIMX_DNS_A 1
+#define AIMX_DNS_A     1
 #define AIMX_DNS_CNAME 5
-#define AIMX_DNS_PTR 12
-#define AIMX_DNS_MX 15
-#define AIMX_DNS_TXT 16
-#define AIMX_DNS_AAAA 28
-#define AIMX_DNS_TLSA 52
+#define AIMX_DNS_PTR   12
+#define AIMX_DNS_MX    15
+#define AIMX_DNS_TXT   16
+#define AIMX_DNS_AAAA  28
+#define AIMX_DNS_TLSA  52
 
 /* Outcome of one lookup.  Values are ABI: append only. */
 enum aimx_dns_outcome {
@@ -157,13 +159,13 @@ enum aimx_dns_outcome {
     AIMX_DNS_TIMEOUT = 5,     /* no answer before the deadline: temporary */
     AIMX_DNS_UNREACHABLE = 6, /* no server could be reached at all: temporary */
     AIMX_DNS_BADNAME = 7,     /* the name cannot be queried: permanent */
-    AIMX_DNS_LOCALERR = 8,    /* local failure (memory, bad reply...): temporary */
-    AIMX_DNS_CANCELLED = 9    /* cancel() was called */
+    AIMX_DNS_LOCALERR = 8, /* local failure (memory, bad reply...): temporary */
+    AIMX_DNS_CANCELLED = 9 /* cancel() was called */
 };
 
 /* aimx_dns_completion.flags */
 #define AIMX_DNS_F_AD_KNOWN 0x1u /* the AD bit below is meaningful */
-#define AIMX_DNS_F_AD 0x2u       /* the answer had the DNSSEC AD bit set */
+#define AIMX_DNS_F_AD       0x2u /* the answer had the DNSSEC AD bit set */
 
 typedef struct aimx_dns_query {
     uint32_t struct_size;
@@ -176,28 +178,28 @@ typedef struct aimx_dns_query {
 /* One answer record, handed to the host's dns_add(), which copies it. */
 typedef struct aimx_dns_record {
     uint32_t struct_size;
-    uint16_t type;         /* this record's type (a CNAME in a chain too) */
-    uint16_t preference;   /* MX preference */
-    uint32_t ttl;          /* seconds */
-    uint32_t reserved;     /* zero */
-    const char *owner;     /* owner name, no trailing dot */
-    const char *target;    /* MX exchange, PTR or CNAME target, no trailing dot;
+    uint16_t type;       /* this record's type (a CNAME in a chain too) */
+    uint16_t preference; /* MX preference */
+    uint32_t ttl;        /* seconds */
+    uint32_t reserved;   /* zero */
+    const char *owner;   /* owner name, no trailing dot */
+    const char *target;  /* MX exchange, PTR or CNAME target, no trailing dot;
                               "." for the root (a null MX) */
-    aimx_addr address;     /* A and AAAA */
-    const uint8_t *text;   /* TXT: the strings of one record, joined */
+    aimx_addr address;   /* A and AAAA */
+    const uint8_t *text; /* TXT: the strings of one record, joined */
     size_t text_len;
-    const uint8_t *rdata;  /* raw RDATA as received, or NULL */
+    const uint8_t *rdata; /* raw RDATA as received, or NULL */
     size_t rdata_len;
 } aimx_dns_record;
 
 /* The end of a lookup, handed to the host's dns_complete(). */
 typedef struct aimx_dns_completion {
     uint32_t struct_size;
-    uint32_t outcome;     /* enum aimx_dns_outcome */
-    uint32_t flags;       /* AIMX_DNS_F_* */
-    int32_t native_code;  /* the resolver library's own code, for logs */
-    const char *diag;     /* diagnostic text or NULL; borrowed for the call */
-    const char *server;   /* the server that gave the answer, or NULL */
+    uint32_t outcome;    /* enum aimx_dns_outcome */
+    uint32_t flags;      /* AIMX_DNS_F_* */
+    int32_t native_code; /* the resolver library's own code, for logs */
+    const char *diag;    /* diagnostic text or NULL; borrowed for the call */
+    const char *server;  /* the server that gave the answer, or NULL */
 } aimx_dns_completion;
 
 typedef struct aimx_resolver_ops {
@@ -218,25 +220,27 @@ typedef struct aimx_resolver_ops {
  * Address-family policy.
  */
 enum aimx_policy_verdict {
-    AIMX_POLICY_USE = 0,   /* connect to targets[0..target_count) in order */
-    AIMX_POLICY_SKIP = 1,  /* do not use this MX host; reason says why */
-    AIMX_POLICY_DEFER = 2  /* cannot decide now (a DNS failure): temporary */
+    AIMX_POLICY_USE = 0,  /* connect to targets[0..target_count) in order */
+    AIMX_POLICY_SKIP = 1, /* do not use this MX host; reason says why */
+    AIMX_POLICY_DEFER = 2 /* cannot decide now (a DNS failure): temporary */
 };
 
 /* aimx_policy_input.flags */
-#define AIMX_MX_IMPLICIT 0x1u /* no MX record: the domain itself (RFC 5321 5.1) */
+#define AIMX_MX_IMPLICIT                                                       \
+    0x1u /* no MX record: the domain itself (RFC 5321 5.1) */
 
 /* aimx_policy_output.flags */
-#define AIMX_POLICY_F_TEMPORARY 0x1u /* the skip comes from a temporary DNS failure */
+#define AIMX_POLICY_F_TEMPORARY                                                \
+    0x1u /* the skip comes from a temporary DNS failure */
 
 typedef struct aimx_policy_input {
     uint32_t struct_size;
-    uint16_t preference;       /* MX preference */
-    uint16_t flags;            /* AIMX_MX_* */
-    const char *mx_host;       /* MX host name, no trailing dot */
-    uint32_t a_outcome;        /* enum aimx_dns_outcome of the A lookup */
-    uint32_t aaaa_outcome;     /* enum aimx_dns_outcome of the AAAA lookup */
-    const aimx_addr *a_addrs;  /* the A addresses, resolver order */
+    uint16_t preference;      /* MX preference */
+    uint16_t flags;           /* AIMX_MX_* */
+    const char *mx_host;      /* MX host name, no trailing dot */
+    uint32_t a_outcome;       /* enum aimx_dns_outcome of the A lookup */
+    uint32_t aaaa_outcome;    /* enum aimx_dns_outcome of the AAAA lookup */
+    const aimx_addr *a_addrs; /* the A addresses, resolver order */
     size_t a_count;
     const aimx_addr *aaaa_addrs; /* the AAAA addresses, resolver order */
     size_t aaaa_count;
@@ -254,6 +258,7 @@ typedef struct aimx_policy_output {
     uint32_t target_count; /* set by the policy */
     char reason[32];       /* SKIP/DEFER: a code, [a-z0-9_]+, e.g. "no_ipv4" */
     char detail[256];      /* SKIP/DEFER: a sentence for a person */
+    uint32_t reserved;     /* zero; fills the tail padding */
 } aimx_policy_output;
 
 typedef struct aimx_policy_ops {
@@ -276,11 +281,11 @@ enum aimx_class {
 };
 
 enum aimx_scope {
-    AIMX_SCOPE_NONE = 0,      /* success */
-    AIMX_SCOPE_ADDRESS = 1,   /* this address failed: try the host's next one */
-    AIMX_SCOPE_HOST = 2,      /* this MX host cannot do it: try the next MX */
-    AIMX_SCOPE_MESSAGE = 3,   /* applies to every recipient of the message */
-    AIMX_SCOPE_RECIPIENT = 4  /* see the per-recipient results */
+    AIMX_SCOPE_NONE = 0,     /* success */
+    AIMX_SCOPE_ADDRESS = 1,  /* this address failed: try the host's next one */
+    AIMX_SCOPE_HOST = 2,     /* this MX host cannot do it: try the next MX */
+    AIMX_SCOPE_MESSAGE = 3,  /* applies to every recipient of the message */
+    AIMX_SCOPE_RECIPIENT = 4 /* see the per-recipient results */
 };
 
 enum aimx_phase {
@@ -309,7 +314,7 @@ enum aimx_failure_kind {
     AIMX_FAIL_UNSUPPORTED = 7, /* the server lacks a needed extension */
     AIMX_FAIL_TOO_LARGE = 8,   /* the message exceeds the advertised SIZE */
     AIMX_FAIL_PROTOCOL = 9,    /* a malformed reply */
-    AIMX_FAIL_LOCAL = 10       /* a local failure (memory, reading the message) */
+    AIMX_FAIL_LOCAL = 10 /* a local failure (memory, reading the message) */
 };
 
 enum aimx_connect_outcome {
@@ -324,13 +329,13 @@ enum aimx_connect_outcome {
 };
 
 /* aimx_envelope.flags */
-#define AIMX_ENV_8BIT 0x1u     /* the message has 8-bit data (BODY=8BITMIME) */
+#define AIMX_ENV_8BIT     0x1u /* the message has 8-bit data (BODY=8BITMIME) */
 #define AIMX_ENV_SMTPUTF8 0x2u /* the envelope needs SMTPUTF8 */
 
 /* aimx_transport_result.flags */
 #define AIMX_RESULT_MAYBE_DELIVERED 0x1u /* lost after the final dot */
-#define AIMX_RESULT_TLS 0x2u             /* the session was encrypted */
-#define AIMX_RESULT_TLS_VERIFIED 0x4u    /* and the certificate was verified */
+#define AIMX_RESULT_TLS             0x2u /* the session was encrypted */
+#define AIMX_RESULT_TLS_VERIFIED    0x4u /* and the certificate was verified */
 
 /* aimx_transport_info.flags */
 #define AIMX_TRANSPORT_BIND_IPV4 0x1u /* bind_ipv4 is set */
@@ -338,11 +343,11 @@ enum aimx_connect_outcome {
 
 typedef struct aimx_open_request {
     uint32_t struct_size;
-    uint32_t flags;          /* zero in 1.0 */
-    const char *mx_host;     /* MX host name: EHLO peer, SNI, certificate name */
-    const aimx_addr *addrs;  /* the policy's targets, in its order */
+    uint32_t flags;         /* zero in 1.0 */
+    const char *mx_host;    /* MX host name: EHLO peer, SNI, certificate name */
+    const aimx_addr *addrs; /* the policy's targets, in its order */
     size_t addr_count;
-    uint64_t deadline_us;    /* absolute monotonic deadline of the call */
+    uint64_t deadline_us; /* absolute monotonic deadline of the call */
 } aimx_open_request;
 
 typedef struct aimx_envelope {
@@ -351,29 +356,30 @@ typedef struct aimx_envelope {
     const char *sender;       /* reverse-path without <>; "" = null sender */
     const char *const *rcpts; /* forward-paths without <> */
     size_t rcpt_count;
-    uint64_t message_size;    /* canonical octets, for SIZE= */
-    uint64_t deadline_us;     /* absolute monotonic deadline of the call */
+    uint64_t message_size; /* canonical octets, for SIZE= */
+    uint64_t deadline_us;  /* absolute monotonic deadline of the call */
 } aimx_envelope;
 
 typedef struct aimx_connect_attempt {
     uint32_t struct_size;
-    uint32_t outcome;       /* enum aimx_connect_outcome */
-    int32_t sys_errno;      /* errno of a failure, or 0 */
+    uint32_t outcome;  /* enum aimx_connect_outcome */
+    int32_t sys_errno; /* errno of a failure, or 0 */
     uint16_t remote_port;
     uint16_t local_port;
     aimx_addr remote;
-    aimx_addr local;        /* family 0 when never bound */
-    uint64_t start_us;      /* monotonic */
-    uint64_t end_us;        /* monotonic; 0 while pending */
+    aimx_addr local;   /* family 0 when never bound */
+    uint64_t start_us; /* monotonic */
+    uint64_t end_us;   /* monotonic; 0 while pending */
 } aimx_connect_attempt;
 
 typedef struct aimx_rcpt_result {
     uint32_t struct_size;
-    uint32_t result_class;  /* enum aimx_class */
-    uint32_t phase;         /* where its fate was decided (RCPT, DATA, DOT...) */
-    uint16_t code;          /* SMTP reply code, 0 when none */
-    char enhanced[16];      /* "5.1.1" or "" */
-    char reply[256];        /* the reply text, bounded */
+    uint32_t result_class; /* enum aimx_class */
+    uint32_t phase;        /* where its fate was decided (RCPT, DATA, DOT...) */
+    uint16_t code;         /* SMTP reply code, 0 when none */
+    char enhanced[16];     /* "5.1.1" or "" */
+    char reply[256];       /* the reply text, bounded */
+    uint16_t reserved;     /* zero; fills the tail padding */
 } aimx_rcpt_result;
 
 /*
@@ -384,23 +390,23 @@ typedef struct aimx_rcpt_result {
  */
 typedef struct aimx_transport_result {
     uint32_t struct_size;
-    uint32_t result_class;  /* enum aimx_class */
-    uint32_t scope;         /* enum aimx_scope */
-    uint32_t phase;         /* enum aimx_phase where it ended */
-    uint32_t kind;          /* enum aimx_failure_kind */
-    uint32_t flags;         /* AIMX_RESULT_* */
-    uint16_t code;          /* SMTP reply code, 0 when none */
-    char enhanced[16];      /* enhanced status code, "" when none */
-    char reply[512];        /* reply text or local diagnostic, bounded */
-    char tls_version[16];   /* "TLSv1.3" or "" */
-    char tls_cipher[64];    /* negotiated cipher or "" */
-    aimx_addr local;        /* the session's local address */
-    aimx_addr remote;       /* the address that won */
+    uint32_t result_class; /* enum aimx_class */
+    uint32_t scope;        /* enum aimx_scope */
+    uint32_t phase;        /* enum aimx_phase where it ended */
+    uint32_t kind;         /* enum aimx_failure_kind */
+    uint32_t flags;        /* AIMX_RESULT_* */
+    uint16_t code;         /* SMTP reply code, 0 when none */
+    char enhanced[16];     /* enhanced status code, "" when none */
+    char reply[512];       /* reply text or local diagnostic, bounded */
+    char tls_version[16];  /* "TLSv1.3" or "" */
+    char tls_cipher[64];   /* negotiated cipher or "" */
+    aimx_addr local;       /* the session's local address */
+    aimx_addr remote;      /* the address that won */
     uint16_t local_port;
     uint16_t remote_port;
-    uint64_t start_us;      /* monotonic: call started */
-    uint64_t connected_us;  /* monotonic: connection established, or 0 */
-    uint64_t end_us;        /* monotonic: call ended */
+    uint64_t start_us;     /* monotonic: call started */
+    uint64_t connected_us; /* monotonic: connection established, or 0 */
+    uint64_t end_us;       /* monotonic: call ended */
     /* Connect attempts (open and probe).  The plugin appends while
      * attempt_count < attempt_cap. */
     aimx_connect_attempt *attempts;
@@ -423,12 +429,12 @@ typedef struct aimx_transport_result {
 
 typedef struct aimx_transport_info {
     uint32_t struct_size;
-    uint32_t flags;         /* AIMX_TRANSPORT_BIND_* */
-    uint16_t port;          /* the port it connects to */
-    uint16_t reserved;      /* zero */
-    aimx_addr bind_ipv4;    /* configured IPv4 source address */
-    aimx_addr bind_ipv6;    /* configured IPv6 source address */
-    char ehlo_name[256];    /* the name it sends in EHLO/HELO */
+    uint32_t flags;      /* AIMX_TRANSPORT_BIND_* */
+    uint16_t port;       /* the port it connects to */
+    uint16_t reserved;   /* zero */
+    aimx_addr bind_ipv4; /* configured IPv4 source address */
+    aimx_addr bind_ipv6; /* configured IPv6 source address */
+    char ehlo_name[256]; /* the name it sends in EHLO/HELO */
 } aimx_transport_info;
 
 typedef struct aimx_transport_ops {
@@ -501,8 +507,8 @@ typedef struct aimx_host_api {
     aimx_status (*cfg_count)(aimx_host *host, const char *path, size_t *out);
     /* Reports a bad value as "FILE:LINE: path: message"; returns
      * AIMX_ERR_INVALID so that `return api->cfg_error(...)` reads well. */
-    aimx_status (*cfg_error)(aimx_host *host, const char *path,
-                             const char *fmt, ...) AIMX_PRINTF(3, 4);
+    aimx_status (*cfg_error)(aimx_host *host, const char *path, const char *fmt,
+                             ...) AIMX_PRINTF(3, 4);
 
     /* Memory (optional to use: no ownership crosses the boundary). */
     void *(*alloc)(aimx_host *host, size_t size); /* zeroed */
@@ -573,26 +579,28 @@ typedef const aimx_plugin_descriptor *aimx_plugin_entry_fn(void);
 #else
 #define AIMX_EXTERN_C
 #endif
-#define AIMX_PLUGIN__PREFIXED(ident) ident##_LTX_aimx_plugin_v1
-#define AIMX_PLUGIN__DEF(ident, descriptor)                                    \
-    AIMX_EXTERN_C AIMX_EXPORT aimx_plugin_entry_fn AIMX_PLUGIN__PREFIXED(ident); \
-    AIMX_EXTERN_C const aimx_plugin_descriptor *AIMX_PLUGIN__PREFIXED(ident)(void) \
+#define AIMX_PLUGIN_PREFIXED_(ident) ident##_LTX_aimx_plugin_v1
+#define AIMX_PLUGIN_DEF_(ident, descriptor)                                    \
+    AIMX_EXTERN_C AIMX_EXPORT aimx_plugin_entry_fn AIMX_PLUGIN_PREFIXED_(      \
+        ident);                                                                \
+    AIMX_EXTERN_C const aimx_plugin_descriptor *AIMX_PLUGIN_PREFIXED_(ident)(  \
+        void)                                                                  \
     {                                                                          \
         return &(descriptor);                                                  \
     }
 #ifdef AIMX_PLUGIN_STATIC
 #define AIMX_PLUGIN_DEFINE(ident, descriptor)                                  \
-    AIMX_PLUGIN__DEF(ident, descriptor)                                        \
-    AIMX_EXTERN_C aimx_plugin_entry_fn AIMX_PLUGIN__PREFIXED(ident)
+    AIMX_PLUGIN_DEF_(ident, descriptor)                                        \
+    struct aimx_plugin_define_end_
 #else
 #define AIMX_PLUGIN_DEFINE(ident, descriptor)                                  \
-    AIMX_PLUGIN__DEF(ident, descriptor)                                        \
+    AIMX_PLUGIN_DEF_(ident, descriptor)                                        \
     AIMX_EXTERN_C AIMX_EXPORT aimx_plugin_entry_fn aimx_plugin_v1;             \
     AIMX_EXTERN_C const aimx_plugin_descriptor *aimx_plugin_v1(void)           \
     {                                                                          \
         return &(descriptor);                                                  \
     }                                                                          \
-    AIMX_EXTERN_C aimx_plugin_entry_fn aimx_plugin_v1
+    struct aimx_plugin_define_end_
 #endif
 
 #ifdef __cplusplus
