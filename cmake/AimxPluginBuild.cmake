@@ -5,6 +5,9 @@
 # function from the installed AimxPlugin CMake package.
 function(aimx_add_plugin name)
   cmake_parse_arguments(P "NO_INSTALL" "" "SOURCES;LIBRARIES" ${ARGN})
+  if(NOT name MATCHES "^[a-z0-9-]+$")
+    message(FATAL_ERROR "aimx_add_plugin: '${name}' is not a valid plugin name ([a-z0-9-]+)")
+  endif()
   add_library(${name} MODULE ${P_SOURCES})
   target_link_libraries(${name} PRIVATE aimx_sdk aimx_project_flags ${P_LIBRARIES})
   set_target_properties(${name} PROPERTIES

@@ -11,7 +11,7 @@ typedef struct aimx_cli {
     int config_explicit;
     int json;
     int help;
-    char **args;             /* operands after the command word(s) */
+    char **args; /* operands after the command word(s) */
     int arg_count;
 } aimx_cli;
 

@@ -71,7 +71,8 @@ aimx__cmd_config_check(const aimx_cli *cli)
         aimx__json_object_end(&j);
         aimx__json_finish(&j);
     } else {
-        printf("%s: OK\n", c.path ? c.path : "built-in defaults (no configuration file)");
+        printf("%s: OK\n",
+               c.path ? c.path : "built-in defaults (no configuration file)");
         printf("  %-12s %s%s\n", "domain", c.domain,
                c.domain_is_default ? " (this host's name)" : "");
         printf("  %-12s %s\n", "enable_ipv6", c.enable_ipv6 ? "true" : "false");

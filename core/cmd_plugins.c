@@ -86,7 +86,8 @@ aimx__cmd_plugins(const aimx_cli *cli)
                 snprintf(abi, sizeof abi, "%u.%u", (unsigned)e->abi_major,
                          (unsigned)e->abi_minor);
             printf("%-20s %-10s %-10s %-4s %-9s %s\n", e->name,
-                   e->status == AIMX_LISTING_OK ? aimx__kind_name(e->kind) : "-",
+                   e->status == AIMX_LISTING_OK ? aimx__kind_name(e->kind)
+                                                : "-",
                    e->status == AIMX_LISTING_OK ? e->version : "-", abi,
                    status_word(e->status), e->path);
             if (e->status != AIMX_LISTING_OK)

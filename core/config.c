@@ -29,10 +29,14 @@ struct key_spec {
 };
 
 static const struct key_spec top_keys[] = {
-    {"domain", KEY_STRING},       {"enable_ipv6", KEY_BOOL},
-    {"plugin_dirs", KEY_STRING_LIST}, {"syslog", KEY_BOOL},
-    {"syslog_facility", KEY_STRING}, {"resolver", KEY_GROUP},
-    {"policy", KEY_GROUP},        {"transport", KEY_GROUP},
+    {"domain", KEY_STRING},
+    {"enable_ipv6", KEY_BOOL},
+    {"plugin_dirs", KEY_STRING_LIST},
+    {"syslog", KEY_BOOL},
+    {"syslog_facility", KEY_STRING},
+    {"resolver", KEY_GROUP},
+    {"policy", KEY_GROUP},
+    {"transport", KEY_GROUP},
     {"dkim", KEY_GROUP},
 };
 
@@ -43,7 +47,7 @@ static const struct key_spec dkim_keys[] = {
 };
 
 static const char *const slot_names[AIMX_SLOT_COUNT] = {"resolver", "policy",
-                                                         "transport"};
+                                                        "transport"};
 static const char *const default_plugins[AIMX_SLOT_COUNT] = {
     "resolver-cares", "policy-ipfamily", "transport-smtp"};
 
@@ -268,8 +272,9 @@ check_keys(aimx_config *c, config_setting_t *group, const char *group_name,
                 snprintf(in_group, sizeof in_group, " in group '%s'",
                          group_name);
             if (hint != NULL)
-                aimx__diag_add(d, "%s: unknown setting '%s'%s (did you mean '%s'?)",
-                               where, name, in_group, hint);
+                aimx__diag_add(
+                    d, "%s: unknown setting '%s'%s (did you mean '%s'?)", where,
+                    name, in_group, hint);
             else
                 aimx__diag_add(d, "%s: unknown setting '%s'%s", where, name,
                                in_group);
@@ -512,16 +517,20 @@ apply_top_level(aimx_config *c, aimx_diag *d)
     if (s != NULL && type_matches(s, KEY_STRING_LIST)) {
         if (config_setting_length(s) == 0) {
             aimx__config_where(c, s, where, sizeof where);
-            aimx__diag_add(d, "%s: 'plugin_dirs' is empty; name at least one "
-                              "directory", where);
+            aimx__diag_add(d,
+                           "%s: 'plugin_dirs' is empty; name at least one "
+                           "directory",
+                           where);
         }
         for (int i = 0; i < config_setting_length(s); i++) {
             config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
             const char *dir = config_setting_get_string(e);
             if (dir[0] != '/') {
                 aimx__config_where(c, e, where, sizeof where);
-                aimx__diag_add(d, "%s: plugin directory '%s' is not an "
-                                  "absolute path", where, dir);
+                aimx__diag_add(d,
+                               "%s: plugin directory '%s' is not an "
+                               "absolute path",
+                               where, dir);
             } else {
                 add_plugin_dir(c, dir);
             }
@@ -539,10 +548,12 @@ apply_top_level(aimx_config *c, aimx_diag *d)
             c->domain[l - 1] = '\0';
         if (!aimx__valid_hostname(c->domain)) {
             aimx__config_where(c, s, where, sizeof where);
-            aimx__diag_add(d, "%s: 'domain' = \"%s\" is not a valid host name "
-                              "(letters, digits and '-' in dot-separated "
-                              "labels; write an internationalised name in "
-                              "its xn-- form)", where, v);
+            aimx__diag_add(d,
+                           "%s: 'domain' = \"%s\" is not a valid host name "
+                           "(letters, digits and '-' in dot-separated "
+                           "labels; write an internationalised name in "
+                           "its xn-- form)",
+                           where, v);
         }
     } else {
         c->domain = default_domain();
@@ -553,15 +564,17 @@ apply_top_level(aimx_config *c, aimx_diag *d)
     c->enable_ipv6 =
         s != NULL && type_matches(s, KEY_BOOL) && config_setting_get_bool(s);
     s = config_setting_get_member(root, "syslog");
-    c->syslog = s != NULL && type_matches(s, KEY_BOOL) && config_setting_get_bool(s);
+    c->syslog =
+        s != NULL && type_matches(s, KEY_BOOL) && config_setting_get_bool(s);
     c->syslog_facility = LOG_MAIL;
     s = config_setting_get_member(root, "syslog_facility");
     if (s != NULL && type_matches(s, KEY_STRING)) {
         int f = aimx__log_facility_from_name(config_setting_get_string(s));
         if (f < 0) {
             aimx__config_where(c, s, where, sizeof where);
-            aimx__diag_add(d, "%s: 'syslog_facility' = \"%s\" is not one of "
-                              "mail, daemon, user, local0 ... local7",
+            aimx__diag_add(d,
+                           "%s: 'syslog_facility' = \"%s\" is not one of "
+                           "mail, daemon, user, local0 ... local7",
                            where, config_setting_get_string(s));
         } else {
             c->syslog_facility = f;
@@ -582,10 +595,11 @@ apply_top_level(aimx_config *c, aimx_diag *d)
                 name = config_setting_get_string(p);
                 if (!aimx__valid_plugin_name(name)) {
                     aimx__config_where(c, p, where, sizeof where);
-                    aimx__diag_add(d, "%s: plugin name \"%s\" in group '%s' "
-                                      "is not valid (lower-case letters, "
-                                      "digits and '-', as in "
-                                      "\"resolver-cares\")",
+                    aimx__diag_add(d,
+                                   "%s: plugin name \"%s\" in group '%s' "
+                                   "is not valid (lower-case letters, "
+                                   "digits and '-', as in "
+                                   "\"resolver-cares\")",
                                    where, name, slot_names[slot]);
                 }
             }
@@ -625,10 +639,10 @@ aimx__config_load(aimx_config *c, const char *path, int path_is_explicit,
         c->path = strdup(path);
         c->have_file = 1;
         if (config_read_file(&c->lc, path) != CONFIG_TRUE) {
-            aimx__diag_add(d, "%s:%d: %s",
-                           config_error_file(&c->lc) ? config_error_file(&c->lc)
-                                                     : path,
-                           config_error_line(&c->lc), config_error_text(&c->lc));
+            aimx__diag_add(
+                d, "%s:%d: %s",
+                config_error_file(&c->lc) ? config_error_file(&c->lc) : path,
+                config_error_line(&c->lc), config_error_text(&c->lc));
             return 78;
         }
         config_setting_t *root = config_root_setting(&c->lc);
@@ -776,8 +790,9 @@ check_known_in(const aimx_config *c, config_setting_t *group,
         char where[PATH_MAX + 32];
         aimx__config_where(c, s, where, sizeof where);
         if (hint != NULL)
-            aimx__diag_add(d, "%s: unknown setting '%s' in group '%s' (did you "
-                              "mean '%s'?)",
+            aimx__diag_add(d,
+                           "%s: unknown setting '%s' in group '%s' (did you "
+                           "mean '%s'?)",
                            where, path, group_name, hint);
         else
             aimx__diag_add(d, "%s: unknown setting '%s' in group '%s'", where,

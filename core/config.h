@@ -18,15 +18,15 @@ enum aimx_slot {
 
 typedef struct aimx_config {
     config_t lc;
-    int have_file;             /* 0: running on built-in defaults */
-    char *path;                /* the file that was read, or NULL */
-    char *domain;              /* effective value */
-    int domain_is_default;     /* taken from the host name */
+    int have_file;         /* 0: running on built-in defaults */
+    char *path;            /* the file that was read, or NULL */
+    char *domain;          /* effective value */
+    int domain_is_default; /* taken from the host name */
     int enable_ipv6;
-    char **plugin_dirs;        /* AIMX_PLUGIN_PATH entries first */
+    char **plugin_dirs; /* AIMX_PLUGIN_PATH entries first */
     size_t plugin_dir_count;
     int syslog;
-    int syslog_facility;       /* LOG_* */
+    int syslog_facility;                           /* LOG_* */
     char *slot_plugin[AIMX_SLOT_COUNT];            /* plugin name per slot */
     config_setting_t *slot_group[AIMX_SLOT_COUNT]; /* NULL when absent */
 } aimx_config;
@@ -75,7 +75,7 @@ int aimx__valid_plugin_name(const char *name);
  * integer literal of setting `name` on `line` equal value?  When `name`
  * holds a list ("name = [ ... ]"), or is NULL (a line inside a list), the
  * rank-th literal is the one compared. */
-int aimx__int_literal_matches(const char *line, const char *name,
-                              unsigned rank, long long value);
+int aimx__int_literal_matches(const char *line, const char *name, unsigned rank,
+                              long long value);
 
 #endif

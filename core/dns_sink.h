@@ -30,9 +30,9 @@ struct aimx_dns_sink {
     size_t count;
     size_t capacity;
     int done;
-    int oom;                  /* a record could not be stored */
-    uint32_t outcome;         /* enum aimx_dns_outcome */
-    uint32_t flags;           /* AIMX_DNS_F_* */
+    int oom;          /* a record could not be stored */
+    uint32_t outcome; /* enum aimx_dns_outcome */
+    uint32_t flags;   /* AIMX_DNS_F_* */
     int32_t native_code;
     char diag[256];
     char server[128];

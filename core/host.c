@@ -43,22 +43,22 @@ static const aimx_host_api host_api = {
     .abi_major = AIMX_ABI_MAJOR,          /* the host's ABI */
     .abi_minor = AIMX_ABI_MINOR,
     .reserved = 0,
-    .log = host_log,                      /* prefixed with the plugin name */
+    .log = host_log, /* prefixed with the plugin name */
     .vlog = host_vlog,
-    .cfg_string = host_cfg_string,        /* config: during create() only */
+    .cfg_string = host_cfg_string, /* config: during create() only */
     .cfg_bool = host_cfg_bool,
     .cfg_int = host_cfg_int,
     .cfg_duration = host_cfg_duration,
     .cfg_size = host_cfg_size,
     .cfg_count = host_cfg_count,
     .cfg_error = host_cfg_error,
-    .alloc = host_alloc,                  /* plain calloc/realloc/free */
+    .alloc = host_alloc, /* plain calloc/realloc/free */
     .realloc = host_realloc,
     .free = host_free,
-    .monotonic_us = host_monotonic_us,    /* CLOCK_MONOTONIC */
-    .dns_add = aimx__dns_sink_add,        /* dns_sink.c */
+    .monotonic_us = host_monotonic_us, /* CLOCK_MONOTONIC */
+    .dns_add = aimx__dns_sink_add,     /* dns_sink.c */
     .dns_complete = aimx__dns_sink_complete,
-    .msg_read = aimx__msg_read,           /* message.c */
+    .msg_read = aimx__msg_read, /* message.c */
     .msg_rewind = aimx__msg_rewind,
 };
 
@@ -392,8 +392,9 @@ aimx__instance_create_from(aimx_instance *inst, const aimx_config *c, int slot,
         if (d->count == before) {
             char where[PATH_MAX + 32];
             aimx__config_where(c, inst->host.group, where, sizeof where);
-            aimx__diag_add(d, "%s: plugin '%s' (%s) could not start (status "
-                              "%d); see the messages above",
+            aimx__diag_add(d,
+                           "%s: plugin '%s' (%s) could not start (status "
+                           "%d); see the messages above",
                            where, inst->plugin.name, inst->plugin.path,
                            (int)st);
         }

@@ -13,13 +13,13 @@
 struct aimx_host {
     const aimx_config *config;
     const char *plugin_name;
-    const char *group_name;     /* "resolver", "policy", "transport" */
-    config_setting_t *group;    /* NULL when the config has no such group */
-    char **known;               /* paths asked for during create() */
+    const char *group_name;  /* "resolver", "policy", "transport" */
+    config_setting_t *group; /* NULL when the config has no such group */
+    char **known;            /* paths asked for during create() */
     size_t known_count;
     size_t known_cap;
     int creating;
-    aimx_diag *diag;            /* config errors land here */
+    aimx_diag *diag; /* config errors land here */
 };
 
 typedef struct aimx_instance {

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define AIMX_JSON_SCHEMA 1
+#define AIMX_JSON_SCHEMA    1
 #define AIMX_JSON_MAX_DEPTH 32
 
 typedef struct aimx_json {
@@ -21,7 +21,8 @@ void aimx__json_object_begin(aimx_json *j, const char *key);
 void aimx__json_object_end(aimx_json *j);
 void aimx__json_array_begin(aimx_json *j, const char *key);
 void aimx__json_array_end(aimx_json *j);
-void aimx__json_string(aimx_json *j, const char *key, const char *value); /* NULL -> null */
+void aimx__json_string(aimx_json *j, const char *key,
+                       const char *value); /* NULL -> null */
 void aimx__json_int(aimx_json *j, const char *key, int64_t value);
 void aimx__json_bool(aimx_json *j, const char *key, int value);
 void aimx__json_null(aimx_json *j, const char *key);

@@ -97,8 +97,7 @@ check_ops(const aimx_plugin_descriptor *d, char *why, size_t len)
         return 0;
     }
     if (others) {
-        snprintf(why, len,
-                 "it sets operations tables of another kind than %s",
+        snprintf(why, len, "it sets operations tables of another kind than %s",
                  aimx__kind_name(d->kind));
         return 0;
     }
@@ -166,17 +165,16 @@ aimx__descriptor_check(const aimx_plugin_descriptor *d, const char *file_name,
         snprintf(why, len,
                  "it was built for plugin ABI %u.%u; this aimx speaks ABI "
                  "%d.%d: rebuild it against this aimx's SDK",
-                 (unsigned)d->abi_major, (unsigned)d->abi_minor,
-                 AIMX_ABI_MAJOR, AIMX_ABI_MINOR);
+                 (unsigned)d->abi_major, (unsigned)d->abi_minor, AIMX_ABI_MAJOR,
+                 AIMX_ABI_MINOR);
         return 0;
     }
     if (d->abi_minor > AIMX_ABI_MINOR) {
         snprintf(why, len,
                  "it needs plugin ABI %u.%u, newer than this aimx's %d.%d: "
                  "upgrade aimx or use a build of the plugin for ABI %d.%d",
-                 (unsigned)d->abi_major, (unsigned)d->abi_minor,
-                 AIMX_ABI_MAJOR, AIMX_ABI_MINOR, AIMX_ABI_MAJOR,
-                 AIMX_ABI_MINOR);
+                 (unsigned)d->abi_major, (unsigned)d->abi_minor, AIMX_ABI_MAJOR,
+                 AIMX_ABI_MINOR, AIMX_ABI_MAJOR, AIMX_ABI_MINOR);
         return 0;
     }
     if (d->struct_size < DESCRIPTOR_1_0_SIZE) {

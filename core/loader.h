@@ -13,10 +13,10 @@
 
 typedef struct aimx_plugin {
     char name[65];
-    char path[PATH_MAX];           /* "" when built in */
+    char path[PATH_MAX]; /* "" when built in */
     int builtin;
-    aimx_plugin_descriptor desc;   /* zero-extended copy */
-    aimx_resolver_ops resolver;    /* zero-extended copies of the ops */
+    aimx_plugin_descriptor desc; /* zero-extended copy */
+    aimx_resolver_ops resolver;  /* zero-extended copies of the ops */
     aimx_policy_ops policy;
     aimx_transport_ops transport;
 } aimx_plugin;
@@ -30,9 +30,9 @@ enum aimx_listing_status {
 typedef struct aimx_plugin_listing {
     char name[256];
     char path[PATH_MAX];
-    int status;                 /* enum aimx_listing_status */
+    int status; /* enum aimx_listing_status */
     char reason[1024];
-    uint32_t kind;              /* 0 when unknown */
+    uint32_t kind; /* 0 when unknown */
     uint32_t abi_major, abi_minor;
     char version[64];
     char description[256];

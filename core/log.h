@@ -19,10 +19,10 @@ void aimx__log(int level, const char *source, const char *fmt, ...)
 void aimx__vlog(int level, const char *source, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
-#define aimx__err(...) aimx__log(3, NULL, __VA_ARGS__)
-#define aimx__warn(...) aimx__log(4, NULL, __VA_ARGS__)
+#define aimx__err(...)    aimx__log(3, NULL, __VA_ARGS__)
+#define aimx__warn(...)   aimx__log(4, NULL, __VA_ARGS__)
 #define aimx__notice(...) aimx__log(5, NULL, __VA_ARGS__)
-#define aimx__info(...) aimx__log(6, NULL, __VA_ARGS__)
-#define aimx__debug(...) aimx__log(7, NULL, __VA_ARGS__)
+#define aimx__info(...)   aimx__log(6, NULL, __VA_ARGS__)
+#define aimx__debug(...)  aimx__log(7, NULL, __VA_ARGS__)
 
 #endif

@@ -34,7 +34,8 @@ static int usage_error(const aimx_cli *cli, const char *fmt, ...)
 static const char common_options[] =
     "Options:\n"
     "  -c, --config FILE  read FILE instead of " AIMX_DEFAULT_CONFIG "\n"
-    "                     (the AIMX_CONFIG environment variable does the same)\n"
+    "                     (the AIMX_CONFIG environment variable does the "
+    "same)\n"
     "  -v, --verbose      more detail on stderr; twice for debug output\n"
     "  -q, --quiet        errors only\n"
     "      --json         print exactly one JSON object on stdout\n"
@@ -42,7 +43,10 @@ static const char common_options[] =
 
 static const struct command commands[] = {
     {
-        "plugins", NULL, aimx__cmd_plugins, "aimx plugins [--json]",
+        "plugins",
+        NULL,
+        aimx__cmd_plugins,
+        "aimx plugins [--json]",
         "list the plugins aimx finds and whether each one loads",
         "Lists every *.so in the plugin directories (AIMX_PLUGIN_PATH first,\n"
         "then plugin_dirs, default " AIMX_DEFAULT_PLUGIN_DIR "),\n"
@@ -54,7 +58,10 @@ static const struct command commands[] = {
         "Exit: 0; 78 when the configuration cannot be read.\n",
     },
     {
-        "config", "check", aimx__cmd_config_check, "aimx config check [--json]",
+        "config",
+        "check",
+        aimx__cmd_config_check,
+        "aimx config check [--json]",
         "check the configuration and the plugins it names",
         "Reads the configuration, loads the resolver, policy and transport\n"
         "plugins it names, and lets each check its own group.  Every problem\n"
@@ -128,22 +135,22 @@ print_main_help(FILE *out)
                  commands[i].sub ? commands[i].sub : "");
         fprintf(out, "  %-14s %s\n", word, commands[i].summary);
     }
-    fprintf(out,
-            "\n%s"
-            "  -V, --version      print the version and exit\n"
-            "\n"
-            "'aimx COMMAND --help' describes a command.  Exit codes: 0 success,\n"
-            "64 usage, 65 bad data, 66 unreadable input, 69 permanent failure,\n"
-            "70 internal error, 73 cannot create a file, 75 temporary failure,\n"
-            "77 permission denied, 78 configuration (docs/cli.md).\n",
-            common_options);
+    fprintf(
+        out,
+        "\n%s"
+        "  -V, --version      print the version and exit\n"
+        "\n"
+        "'aimx COMMAND --help' describes a command.  Exit codes: 0 success,\n"
+        "64 usage, 65 bad data, 66 unreadable input, 69 permanent failure,\n"
+        "70 internal error, 73 cannot create a file, 75 temporary failure,\n"
+        "77 permission denied, 78 configuration (docs/cli.md).\n",
+        common_options);
 }
 
 static void
 print_command_help(const struct command *cmd, FILE *out)
 {
-    fprintf(out, "Usage: %s\n\n%s\n%s", cmd->usage, cmd->help,
-            common_options);
+    fprintf(out, "Usage: %s\n\n%s\n%s", cmd->usage, cmd->help, common_options);
 }
 
 static int
@@ -220,8 +227,8 @@ main(int argc, char **argv)
             printf("{\"schema\":1,\"version\":\"%s\",\"abi\":\"%d.%d\"}\n",
                    AIMX_VERSION, AIMX_ABI_MAJOR, AIMX_ABI_MINOR);
         } else {
-            printf("aimx %s (plugin ABI %d.%d)\n", AIMX_VERSION,
-                   AIMX_ABI_MAJOR, AIMX_ABI_MINOR);
+            printf("aimx %s (plugin ABI %d.%d)\n", AIMX_VERSION, AIMX_ABI_MAJOR,
+                   AIMX_ABI_MINOR);
         }
         return AIMX_EXIT_OK;
     }

@@ -43,8 +43,10 @@ aimx__parse_duration(const char *text, uint64_t *out_us)
         const char *suffix;
         uint64_t us;
     } units[] = {
-        {"ms", 1000ull},      {"s", 1000000ull},
-        {"m", 60000000ull},   {"h", 3600000000ull},
+        {"ms", 1000ull},
+        {"s", 1000000ull},
+        {"m", 60000000ull},
+        {"h", 3600000000ull},
     };
     const char *p = text;
     uint64_t n;

@@ -26,14 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROUND_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+#define ROUND_UP(n, a) (((n) + (a)-1) / (a) * (a))
 
 #define MEMBER_SIZE(T, f) sizeof(((T *)0)->f)
 /* Field alignment is only needed for the "no unlisted field in between"
  * check; ISO C has no alignof for an expression, so other compilers get a
  * weaker check (offsets still have to increase without overlap). */
 #if defined(__GNUC__) || defined(__clang__)
-#define MEMBER_ALIGN(T, f) ((size_t)__alignof__(((T *)0)->f))
+#define MEMBER_ALIGN(T, f) ((size_t) __alignof__(((T *)0)->f))
 #else
 #define MEMBER_ALIGN(T, f) ((size_t)1)
 #endif
@@ -50,13 +50,15 @@ struct layout_state {
 static struct layout_state st;
 static int errors;
 
-static void fail(const char *what, const char *detail)
+static void
+fail(const char *what, const char *detail)
 {
     fprintf(stderr, "layout: struct %s: %s\n", what, detail);
     errors++;
 }
 
-static void begin_struct(const char *name, size_t size, size_t align)
+static void
+begin_struct(const char *name, size_t size, size_t align)
 {
     st.name = name;
     st.size = size;
@@ -67,7 +69,8 @@ static void begin_struct(const char *name, size_t size, size_t align)
     printf("struct %s size %zu align %zu\n", name, size, align);
 }
 
-static void field(const char *name, size_t offset, size_t size, size_t align)
+static void
+field(const char *name, size_t offset, size_t size, size_t align)
 {
     char msg[256];
 
@@ -89,7 +92,8 @@ static void field(const char *name, size_t offset, size_t size, size_t align)
     st.fields++;
 }
 
-static void end_struct(const char *last)
+static void
+end_struct(const char *last)
 {
     char msg[256];
 
@@ -108,24 +112,27 @@ static void end_struct(const char *last)
     }
 }
 
-static void value(const char *name, intmax_t v)
+static void
+value(const char *name, intmax_t v)
 {
     printf("value %s %" PRIdMAX "\n", name, v);
 }
 
 #define BEGIN(T) begin_struct(#T, sizeof(T), _Alignof(T))
-#define FIELD(T, f) field(#f, offsetof(T, f), MEMBER_SIZE(T, f), MEMBER_ALIGN(T, f))
+#define FIELD(T, f)                                                            \
+    field(#f, offsetof(T, f), MEMBER_SIZE(T, f), MEMBER_ALIGN(T, f))
 #define END(T, last)                                                           \
     do {                                                                       \
         _Static_assert(ROUND_UP(offsetof(T, last) + MEMBER_SIZE(T, last),      \
                                 _Alignof(T)) == sizeof(T),                     \
                        #T ": a field after " #last                             \
-                       " is missing from layout.c");                           \
+                          " is missing from layout.c");                        \
         end_struct(#last);                                                     \
     } while (0)
 #define VALUE(name) value(#name, (intmax_t)(name))
 
-static void print_values(void)
+static void
+print_values(void)
 {
     /* In header order, so that a diff reads like the header's. */
     VALUE(AIMX_OK);
@@ -238,7 +245,8 @@ static void print_values(void)
     VALUE(AIMX_KIND_TRANSPORT);
 }
 
-static void print_structs(void)
+static void
+print_structs(void)
 {
     BEGIN(aimx_addr);
     FIELD(aimx_addr, family);
@@ -445,7 +453,8 @@ static void print_structs(void)
     END(aimx_plugin_descriptor, transport);
 }
 
-int main(void)
+int
+main(void)
 {
     printf("abi %d.%d\n", AIMX_ABI_MAJOR, AIMX_ABI_MINOR);
     printf("symbol AIMX_PLUGIN_ENTRY_SYMBOL %s\n", AIMX_PLUGIN_ENTRY_SYMBOL);
@@ -456,9 +465,11 @@ int main(void)
         return EXIT_FAILURE;
     }
     if (errors) {
-        fprintf(stderr, "layout: %d error(s): layout.c no longer describes "
-                        "<aimx/plugin.h> completely; list every field in "
-                        "declaration order\n", errors);
+        fprintf(stderr,
+                "layout: %d error(s): layout.c no longer describes "
+                "<aimx/plugin.h> completely; list every field in "
+                "declaration order\n",
+                errors);
         return EXIT_FAILURE;
     }
     return EXIT_SUCCESS;

@@ -22,8 +22,8 @@ struct demo_session {
     int unused;
 };
 
-static aimx_status demo_create(const aimx_host_api *api, aimx_host *host,
-                               void **instance)
+static aimx_status
+demo_create(const aimx_host_api *api, aimx_host *host, void **instance)
 {
     struct demo *d;
     uint64_t timeout = 30000000u;
@@ -45,14 +45,16 @@ static aimx_status demo_create(const aimx_host_api *api, aimx_host *host,
     return AIMX_OK;
 }
 
-static void demo_destroy(void *instance)
+static void
+demo_destroy(void *instance)
 {
     struct demo *d = (struct demo *)instance;
 
     d->api->free(d->host, d);
 }
 
-static void copy_text(char *dst, size_t size, const char *src)
+static void
+copy_text(char *dst, size_t size, const char *src)
 {
     size_t n = strlen(src);
 
@@ -62,9 +64,9 @@ static void copy_text(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-static aimx_status demo_open(void *instance, const aimx_open_request *req,
-                             aimx_session **session,
-                             aimx_transport_result *res)
+static aimx_status
+demo_open(void *instance, const aimx_open_request *req, aimx_session **session,
+          aimx_transport_result *res)
 {
     struct demo *d = (struct demo *)instance;
     aimx_connect_attempt *a;
@@ -87,9 +89,9 @@ static aimx_status demo_open(void *instance, const aimx_open_request *req,
     return AIMX_OK;
 }
 
-static aimx_status demo_send(void *instance, aimx_session *session,
-                             const aimx_envelope *env, aimx_msg *msg,
-                             aimx_transport_result *res)
+static aimx_status
+demo_send(void *instance, aimx_session *session, const aimx_envelope *env,
+          aimx_msg *msg, aimx_transport_result *res)
 {
     struct demo *d = (struct demo *)instance;
     char buf[512];
@@ -115,8 +117,8 @@ static aimx_status demo_send(void *instance, aimx_session *session,
     return AIMX_OK;
 }
 
-static void demo_close(void *instance, aimx_session *session,
-                       uint64_t deadline_us)
+static void
+demo_close(void *instance, aimx_session *session, uint64_t deadline_us)
 {
     (void)instance;
     (void)session;

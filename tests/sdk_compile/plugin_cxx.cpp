@@ -19,8 +19,8 @@ struct demo {
     uint32_t families;
 };
 
-aimx_status demo_create(const aimx_host_api *api, aimx_host *host,
-                        void **instance)
+aimx_status
+demo_create(const aimx_host_api *api, aimx_host *host, void **instance)
 {
     int ipv6 = 0;
     aimx_status st = api->cfg_bool(host, "/enable_ipv6", &ipv6);
@@ -33,19 +33,22 @@ aimx_status demo_create(const aimx_host_api *api, aimx_host *host,
     d->api = api;
     d->host = host;
     d->families = AIMX_FAMILY_IPV4 | (ipv6 ? AIMX_FAMILY_IPV6 : 0u);
-    api->log(host, AIMX_LOG_INFO, "families %u", static_cast<unsigned>(d->families));
+    api->log(host, AIMX_LOG_INFO, "families %u",
+             static_cast<unsigned>(d->families));
     *instance = d;
     return AIMX_OK;
 }
 
-void demo_destroy(void *instance)
+void
+demo_destroy(void *instance)
 {
     demo *d = static_cast<demo *>(instance);
     d->api->free(d->host, d);
 }
 
-aimx_status demo_select(void *instance, const aimx_policy_input *in,
-                        aimx_policy_output *out)
+aimx_status
+demo_select(void *instance, const aimx_policy_input *in,
+            aimx_policy_output *out)
 {
     const demo *d = static_cast<const demo *>(instance);
     uint32_t n = 0;
@@ -67,7 +70,8 @@ aimx_status demo_select(void *instance, const aimx_policy_input *in,
     return AIMX_OK;
 }
 
-aimx_status demo_families(void *instance, uint32_t *families)
+aimx_status
+demo_families(void *instance, uint32_t *families)
 {
     *families = static_cast<const demo *>(instance)->families;
     return AIMX_OK;

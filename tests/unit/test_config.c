@@ -58,10 +58,12 @@ good_file(void **state)
              "enable_ipv6 = true;\n"
              "plugin_dirs = [ \"/opt/aimx/plugins\", \"/usr/lib/aimx/p\" ];\n"
              "syslog = true; syslog_facility = \"local3\";\n"
-             "resolver: { plugin = \"resolver-cares\"; servers = [ \"127.0.0.1:5353\" ]; timeout = \"2s\"; tries = 2; };\n"
+             "resolver: { plugin = \"resolver-cares\"; servers = [ "
+             "\"127.0.0.1:5353\" ]; timeout = \"2s\"; tries = 2; };\n"
              "policy: { plugin = \"policy-ipfamily\"; prefer = \"ipv6\"; };\n"
              "transport: { plugin = \"my-transport\"; port = 25; };\n"
-             "dkim: { selector = \"aimx\"; key_file = \"/k\"; public_key_file = \"/p\"; };\n",
+             "dkim: { selector = \"aimx\"; key_file = \"/k\"; public_key_file "
+             "= \"/p\"; };\n",
              &c, &d),
         0);
     assert_int_equal(d.count, 0);
@@ -114,8 +116,8 @@ syntax_error_names_file_and_line(void **state)
     char where[600];
 
     (void)state;
-    assert_int_equal(load("domain = \"a.example\";\n\nenable_ipv6 = ;\n", &c, &d),
-                     78);
+    assert_int_equal(
+        load("domain = \"a.example\";\n\nenable_ipv6 = ;\n", &c, &d), 78);
     snprintf(where, sizeof where, "%s:3: ", path);
     expect_message(&d, where);
     aimx__config_free(&c);
@@ -130,11 +132,12 @@ unknown_top_level_key(void **state)
     char want[700];
 
     (void)state;
-    assert_int_equal(load("domain = \"a.example\";\nenable_ipv7 = true;\n", &c, &d),
-                     78);
-    snprintf(want, sizeof want,
-             "%s:2: unknown setting 'enable_ipv7' (did you mean 'enable_ipv6'?)",
-             path);
+    assert_int_equal(
+        load("domain = \"a.example\";\nenable_ipv7 = true;\n", &c, &d), 78);
+    snprintf(
+        want, sizeof want,
+        "%s:2: unknown setting 'enable_ipv7' (did you mean 'enable_ipv6'?)",
+        path);
     expect_message(&d, want);
     aimx__config_free(&c);
     aimx__diag_free(&d);
@@ -181,10 +184,14 @@ bad_values(void **state)
                           "transport: { plugin = \"Transport_SMTP\"; };\n",
                           &c, &d),
                      78);
-    expect_message(&d, ":1: 'domain' = \"bad_domain..x\" is not a valid host name");
-    expect_message(&d, ":2: plugin directory 'relative/dir' is not an absolute path");
+    expect_message(&d,
+                   ":1: 'domain' = \"bad_domain..x\" is not a valid host name");
+    expect_message(
+        &d, ":2: plugin directory 'relative/dir' is not an absolute path");
     expect_message(&d, ":3: 'syslog_facility' = \"kern\" is not one of");
-    expect_message(&d, ":4: plugin name \"Transport_SMTP\" in group 'transport' is not valid");
+    expect_message(
+        &d,
+        ":4: plugin name \"Transport_SMTP\" in group 'transport' is not valid");
     aimx__config_free(&c);
     aimx__diag_free(&d);
 }
@@ -197,15 +204,16 @@ wrapped_integer_is_caught(void **state)
 
     (void)state;
     /* libconfig reads 5000000000 back as 705032704 without a word. */
-    assert_int_equal(load("resolver: {\n  tries = 2;\n  big = 5000000000;\n};\n",
-                          &c, &d),
-                     78);
+    assert_int_equal(
+        load("resolver: {\n  tries = 2;\n  big = 5000000000;\n};\n", &c, &d),
+        78);
     expect_message(&d, ":3: the number for 'big' is too large");
     aimx__config_free(&c);
     aimx__diag_free(&d);
 
     assert_int_equal(load("resolver: { list = [ 1, 4294967297 ];\n"
-                          "  list2 = (\n 1,\n 4294967297 ); };\n", &c, &d),
+                          "  list2 = (\n 1,\n 4294967297 ); };\n",
+                          &c, &d),
                      78);
     expect_message(&d, ":1: the number for 'list element' is too large");
     expect_message(&d, ":4: the number for 'list element' is too large");
@@ -214,9 +222,10 @@ wrapped_integer_is_caught(void **state)
     aimx__diag_free(&d);
 
     /* An explicit 64-bit literal is fine. */
-    assert_int_equal(load("resolver: { big = 5000000000L; small = -7; hex = 0x10; };\n",
-                          &c, &d),
-                     0);
+    assert_int_equal(
+        load("resolver: { big = 5000000000L; small = -7; hex = 0x10; };\n", &c,
+             &d),
+        0);
     aimx__config_free(&c);
     aimx__diag_free(&d);
 }
@@ -229,16 +238,17 @@ int_literal_matcher(void **state)
     assert_true(aimx__int_literal_matches("a = 1; b = 2;", "b", 0, 2));
     assert_true(aimx__int_literal_matches("x:0x10;", "x", 0, 16));
     assert_true(aimx__int_literal_matches("n = -3;", "n", 0, -3));
-    assert_false(aimx__int_literal_matches("big = 5000000000;", "big", 0,
-                                           705032704));
-    assert_false(aimx__int_literal_matches("big = 99999999999999999999;",
-                                           "big", 0, 1));
+    assert_false(
+        aimx__int_literal_matches("big = 5000000000;", "big", 0, 705032704));
+    assert_false(
+        aimx__int_literal_matches("big = 99999999999999999999;", "big", 0, 1));
     /* "xbig" is another key: the match must be a whole name. */
-    assert_false(aimx__int_literal_matches("xbig = 1; big = 5000000000;",
-                                           "big", 0, 705032704));
+    assert_false(aimx__int_literal_matches("xbig = 1; big = 5000000000;", "big",
+                                           0, 705032704));
     /* Lists: the element's rank picks its literal; strings are skipped. */
     assert_true(aimx__int_literal_matches("l = [ 1, 2, 3 ];", "l", 2, 3));
-    assert_false(aimx__int_literal_matches("l = [ 1, 4294967297 ];", "l", 1, 1));
+    assert_false(
+        aimx__int_literal_matches("l = [ 1, 4294967297 ];", "l", 1, 1));
     assert_true(aimx__int_literal_matches("l = [ 1, 4294967297 ];", "l", 0, 1));
     assert_true(aimx__int_literal_matches("  7, 8 )", NULL, 1, 8));
     assert_true(aimx__int_literal_matches("l = ( \"a1\", 5 );", "l", 0, 5));
@@ -253,11 +263,10 @@ lookup_paths(void **state)
     int bad;
 
     (void)state;
-    assert_int_equal(
-        load("transport: { timeouts: { connect = \"30s\"; };\n"
-             "  servers = [ \"a\", \"b\" ]; };\n",
-             &c, &d),
-        0);
+    assert_int_equal(load("transport: { timeouts: { connect = \"30s\"; };\n"
+                          "  servers = [ \"a\", \"b\" ]; };\n",
+                          &c, &d),
+                     0);
     g = c.slot_group[AIMX_SLOT_TRANSPORT];
     s = aimx__config_lookup_path(g, "timeouts.connect", &bad);
     assert_false(bad);
@@ -289,15 +298,16 @@ unknown_plugin_keys(void **state)
                      "timeouts.greeting"};
 
     (void)state;
-    assert_int_equal(load("resolver: {\n"
-                          "  plugin = \"x\";\n"
-                          "  servers = [ \"1.2.3.4\" ];\n"
-                          "  timout = \"2s\";\n"
-                          "  timeouts: { connect = \"1s\"; greting = \"2s\"; };\n"
-                          "  retries = 3;\n"
-                          "};\n",
-                          &c, &d),
-                     0);
+    assert_int_equal(
+        load("resolver: {\n"
+             "  plugin = \"x\";\n"
+             "  servers = [ \"1.2.3.4\" ];\n"
+             "  timout = \"2s\";\n"
+             "  timeouts: { connect = \"1s\"; greting = \"2s\"; };\n"
+             "  retries = 3;\n"
+             "};\n",
+             &c, &d),
+        0);
     aimx__config_check_known(&c, c.slot_group[AIMX_SLOT_RESOLVER], "resolver",
                              known, sizeof known / sizeof known[0], &d);
     assert_int_equal(d.count, 3);
@@ -345,7 +355,8 @@ hostnames(void **state)
     assert_false(aimx__valid_hostname("a..example"));
     assert_false(aimx__valid_hostname("a.example."));
     assert_false(aimx__valid_hostname("a_b.example"));
-    assert_false(aimx__valid_hostname("b\xc3\xbc" "cher.example"));
+    assert_false(aimx__valid_hostname("b\xc3\xbc"
+                                      "cher.example"));
     assert_true(aimx__valid_plugin_name("resolver-cares"));
     assert_false(aimx__valid_plugin_name("Resolver"));
     assert_false(aimx__valid_plugin_name("a_b"));

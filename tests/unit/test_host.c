@@ -53,14 +53,15 @@ good_group_creates(void **state)
     aimx_instance inst;
 
     (void)state;
-    assert_int_equal(
-        load("domain = \"agent.example\";\n"
-             "resolver: { plugin = \"fx-resolver\"; servers = [ \"a\", \"b\" ];\n"
-             "  timeout = \"250ms\"; tries = 3; flag = true;\n"
-             "  limits: { max_size = \"25MB\"; }; };\n",
-             &c, &d),
-        0);
-    assert_int_equal(aimx__instance_create(&inst, &c, AIMX_SLOT_RESOLVER, &d), 0);
+    assert_int_equal(load("domain = \"agent.example\";\n"
+                          "resolver: { plugin = \"fx-resolver\"; servers = [ "
+                          "\"a\", \"b\" ];\n"
+                          "  timeout = \"250ms\"; tries = 3; flag = true;\n"
+                          "  limits: { max_size = \"25MB\"; }; };\n",
+                          &c, &d),
+                     0);
+    assert_int_equal(aimx__instance_create(&inst, &c, AIMX_SLOT_RESOLVER, &d),
+                     0);
     assert_int_equal(d.count, 0);
     /* The keys asked for, found or not, in order. */
     assert_true(inst.host.known_count >= 7);
@@ -108,15 +109,21 @@ typed_getters_report_errors(void **state)
         const char *message;
     } cases[] = {
         {"tries = \"2\";", "'tries' in group 'policy' must be an integer"},
-        {"tries = 11;", "'tries' in group 'policy' must be between 1 and 10 (it is 11)"},
-        {"timeout = 2;", "'timeout' in group 'policy' must be a duration string"},
-        {"timeout = \"2 s\";", "'timeout' in group 'policy' = \"2 s\" is not a duration"},
+        {"tries = 11;",
+         "'tries' in group 'policy' must be between 1 and 10 (it is 11)"},
+        {"timeout = 2;",
+         "'timeout' in group 'policy' must be a duration string"},
+        {"timeout = \"2 s\";",
+         "'timeout' in group 'policy' = \"2 s\" is not a duration"},
         {"timeout = \"2\";", "= \"2\" is not a duration"},
-        {"timeout = \"2m\";", "'timeout' in group 'policy' must be between 1ms and 1m (it is \"2m\")"},
+        {"timeout = \"2m\";", "'timeout' in group 'policy' must be between 1ms "
+                              "and 1m (it is \"2m\")"},
         {"flag = 1;", "'flag' in group 'policy' must be a boolean"},
         {"servers = \"a\";", "'servers' in group 'policy' must be a list"},
-        {"servers = [ \"\" ];", "'servers[0]' in group 'policy': a server cannot be empty"},
-        {"limits: { max_size = \"25 MB\"; };", "'limits.max_size' in group 'policy' = \"25 MB\" is not a size"},
+        {"servers = [ \"\" ];",
+         "'servers[0]' in group 'policy': a server cannot be empty"},
+        {"limits: { max_size = \"25 MB\"; };",
+         "'limits.max_size' in group 'policy' = \"25 MB\" is not a size"},
     };
 
     (void)state;
@@ -126,8 +133,8 @@ typed_getters_report_errors(void **state)
         aimx_instance inst;
         char text[512];
 
-        snprintf(text, sizeof text, "policy: { plugin = \"fx-policy\";\n %s };\n",
-                 cases[i].group);
+        snprintf(text, sizeof text,
+                 "policy: { plugin = \"fx-policy\";\n %s };\n", cases[i].group);
         assert_int_equal(load(text, &c, &d), 0);
         assert_int_equal(aimx__instance_create(&inst, &c, AIMX_SLOT_POLICY, &d),
                          78);
@@ -184,7 +191,8 @@ wrong_kind_in_slot(void **state)
     aimx_instance inst;
 
     (void)state;
-    assert_int_equal(load("resolver: { plugin = \"fx-policy\"; };\n", &c, &d), 0);
+    assert_int_equal(load("resolver: { plugin = \"fx-policy\"; };\n", &c, &d),
+                     0);
     assert_int_equal(aimx__instance_create(&inst, &c, AIMX_SLOT_RESOLVER, &d),
                      78);
     expect_message(&d, "fx-policy.so: refused: it is a policy plugin, but it "
@@ -296,25 +304,25 @@ message_reads_in_chunks_and_rewinds(void **state)
     fflush(f);
     aimx__msg_init(&msg, fileno(f), 12000);
 
-    assert_int_equal(load("transport: { plugin = \"fx-transport\"; };\n", &c, &d),
-                     0);
+    assert_int_equal(
+        load("transport: { plugin = \"fx-transport\"; };\n", &c, &d), 0);
     assert_int_equal(aimx__instance_create(&inst, &c, AIMX_SLOT_TRANSPORT, &d),
                      0);
     memset(&res, 0, sizeof res);
     res.struct_size = sizeof res;
-    assert_int_equal(inst.plugin.transport.open(inst.instance, &req, &session,
-                                                &res),
-                     AIMX_OK);
+    assert_int_equal(
+        inst.plugin.transport.open(inst.instance, &req, &session, &res),
+        AIMX_OK);
     env.struct_size = sizeof env;
-    assert_int_equal(inst.plugin.transport.send(inst.instance, session, &env,
-                                                &msg, &res),
-                     AIMX_OK);
+    assert_int_equal(
+        inst.plugin.transport.send(inst.instance, session, &env, &msg, &res),
+        AIMX_OK);
     assert_string_equal(res.reply, "read 12000 octets");
     /* A second attempt reads it all again after a rewind. */
     assert_int_equal(aimx__msg_rewind(&msg), AIMX_OK);
-    assert_int_equal(inst.plugin.transport.send(inst.instance, session, &env,
-                                                &msg, &res),
-                     AIMX_OK);
+    assert_int_equal(
+        inst.plugin.transport.send(inst.instance, session, &env, &msg, &res),
+        AIMX_OK);
     assert_string_equal(res.reply, "read 12000 octets");
     inst.plugin.transport.close(inst.instance, session, 0);
 

@@ -75,8 +75,7 @@ broken_fixtures_refused(void **state)
          "it was built for plugin ABI 2; this aimx speaks ABI 1.0"},
         {"fx-newer-minor", AIMX_KIND_POLICY,
          "it needs plugin ABI 1.1, newer than this aimx's 1.0"},
-        {"fx-no-entry", AIMX_KIND_POLICY,
-         "it exports no aimx_plugin_v1 entry"},
+        {"fx-no-entry", AIMX_KIND_POLICY, "it exports no aimx_plugin_v1 entry"},
         {"fx-unresolved", AIMX_KIND_POLICY,
          "undefined symbol: aimx_fixture_missing_symbol"},
         {"fx-name-mismatch", AIMX_KIND_POLICY,
@@ -132,13 +131,11 @@ relative_and_misnamed_paths_refused(void **state)
     aimx_plugin p;
 
     (void)state;
-    assert_int_equal(aimx__plugin_load_file("fx-policy.so", 0, &p, why,
-                                            sizeof why),
-                     -1);
+    assert_int_equal(
+        aimx__plugin_load_file("fx-policy.so", 0, &p, why, sizeof why), -1);
     expect_contains(why, "absolute path only");
-    assert_int_equal(aimx__plugin_load_file("/tmp/Bad_Name.so", 0, &p, why,
-                                            sizeof why),
-                     -1);
+    assert_int_equal(
+        aimx__plugin_load_file("/tmp/Bad_Name.so", 0, &p, why, sizeof why), -1);
     expect_contains(why, "not a valid plugin file name");
 }
 

@@ -30,8 +30,21 @@ static void
 durations_refused(void **state)
 {
     static const char *bad[] = {
-        "30",   "", "s", "2 s", " 2s", "2s ", "-1s", "+1s", "1.5s", "2sec",
-        "2S",   "2ms5", "1e3ms", "0x10s", "99999999999999999999s",
+        "30",
+        "",
+        "s",
+        "2 s",
+        " 2s",
+        "2s ",
+        "-1s",
+        "+1s",
+        "1.5s",
+        "2sec",
+        "2S",
+        "2ms5",
+        "1e3ms",
+        "0x10s",
+        "99999999999999999999s",
         "5124095576030431h", /* overflows 64-bit microseconds */
     };
     uint64_t v;
@@ -68,8 +81,8 @@ sizes(void **state)
 static void
 format_round_trips(void **state)
 {
-    static const uint64_t values[] = {0, 1000, 250000, 2000000, 120000000,
-                                      3600000000ull, 90000000};
+    static const uint64_t values[] = {
+        0, 1000, 250000, 2000000, 120000000, 3600000000ull, 90000000};
     char buf[32];
     uint64_t back;
 

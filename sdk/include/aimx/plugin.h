@@ -20,9 +20,13 @@
  *   - Every struct that crosses the boundary starts with `uint32_t
  *     struct_size` (the size its writer was compiled with).  A reader uses
  *     only fields that lie below struct_size and treats the rest as zero.
- *     A field added in a minor starts at or after the struct's previous
- *     sizeof (no 1.0 struct has tail padding to fall into).  The one
- *     exception is aimx_addr, a frozen value type like in6_addr.
+ *     A writer of a struct that the other side allocated (the outputs a
+ *     plugin fills in: aimx_policy_output, aimx_transport_result and its
+ *     arrays, aimx_transport_info) writes only fields below the
+ *     struct_size the allocator set.  A field added in a minor starts at
+ *     or after the struct's previous sizeof (no 1.0 struct has tail
+ *     padding to fall into).  The one exception is aimx_addr, a frozen
+ *     value type like in6_addr.
  *   - Enums cross the boundary as uint32_t fields, and aimx_status as a
  *     return value: build plugins with the platform's default enum size
  *     (never -fshort-enums).
@@ -229,6 +233,15 @@ enum aimx_policy_verdict {
 #define AIMX_MX_IMPLICIT                                                       \
     0x1u /* no MX record: the domain itself (RFC 5321 5.1) */
 
+/*
+ * SKIP or DEFER?  Both leave the host unused for this attempt.  SKIP says
+ * what is true of the host ("it has no IPv4 address"); with
+ * AIMX_POLICY_F_TEMPORARY it says the reason may go away (it rests on a
+ * failed lookup).  DEFER says the policy cannot decide yet.  A domain none
+ * of whose hosts is usable is deferred if any host was deferred or skipped
+ * with AIMX_POLICY_F_TEMPORARY, and bounced otherwise.  The core always
+ * looks up both A and AAAA, so both outcomes are real.
+ */
 /* aimx_policy_output.flags */
 #define AIMX_POLICY_F_TEMPORARY                                                \
     0x1u /* the skip comes from a temporary DNS failure */
@@ -478,6 +491,13 @@ typedef struct aimx_transport_ops {
  * file and line.  The getters report wrong types, bad units and
  * out-of-range values themselves (FILE:LINE) and return the status; the
  * plugin just fails create().  AIMX_ERR_NOT_FOUND is silent: use a default.
+ *
+ * Durations and sizes are strings.  A duration is one or more decimal
+ * digits followed by exactly one unit: "ms", "s", "m" or "h".  A size is
+ * decimal digits optionally followed by "KB", "MB" or "GB" (powers of
+ * 1024).  No sign, space, fraction, exponent or other unit; a number that
+ * does not fit in 64 bits is not a duration or size (AIMX_ERR_WRONG_TYPE);
+ * one outside [min, max] is AIMX_ERR_RANGE.
  */
 typedef struct aimx_host_api {
     uint32_t struct_size;
