@@ -13,6 +13,8 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
+# Run as root, aimx refuses group-writable plugins: build files must not be.
+umask 022
 jobs=${AIMX_TEST_JOBS:-$(nproc)}
 root=${AIMX_TEST_BUILD_ROOT:-$top/build-test}
 
@@ -46,7 +48,7 @@ summary() {
   if ((${#stage_names[@]})); then
     printf '\nStage times:\n'
     for i in "${!stage_names[@]}"; do
-      printf '  %-44s %5ss\n' "${stage_names[$i]}" "${stage_secs[$i]}"
+      printf '  %-48s %5ss\n' "${stage_names[$i]}" "${stage_secs[$i]}"
     done
   fi
   if ((rc != 0)) && [[ -n $current ]]; then

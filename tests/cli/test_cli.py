@@ -144,6 +144,37 @@ class Cli(unittest.TestCase):
                 self.assertIn(reason, p["reason"], name)
                 self.assertIsNone(p["kind"])
 
+    @unittest.skipUnless(os.geteuid() == 0, "the ownership rule applies to root")
+    def test_root_refuses_writable_plugins(self):
+        d = os.path.join(self.dir, "p")
+        os.mkdir(d, 0o755)
+        so = os.path.join(d, "fx-policy.so")
+        shutil.copy(os.path.join(FIXTURES, "fx-policy.so"), so)
+        conf = self.conf(f'plugin_dirs = [ "{d}" ];\n')
+
+        def status():
+            code, out, err = run("plugins", "--json", config=conf)
+            self.assertEqual(code, 0, err)
+            (p,) = json.loads(out)["plugins"]
+            return p["status"], p["reason"] or ""
+
+        os.chmod(so, 0o644)
+        self.assertEqual(status(), ("ok", ""))
+        os.chmod(so, 0o664)
+        st, why = status()
+        self.assertEqual(st, "refused")
+        self.assertIn("the file is group-writable", why)
+        os.chmod(so, 0o644)
+        os.chmod(d, 0o777)
+        st, why = status()
+        self.assertEqual(st, "refused")
+        self.assertIn("its directory is world-writable", why)
+        os.chmod(d, 0o755)
+        os.chown(so, 1, 1)
+        st, why = status()
+        self.assertEqual(st, "refused")
+        self.assertIn("owned by uid 1, not root", why)
+
     def test_plugins_human_output(self):
         code, out, _ = run("plugins", config=self.fixture_conf())
         self.assertEqual(code, 0)
