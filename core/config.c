@@ -21,30 +21,39 @@
 #define AIMX_DEFAULT_PLUGIN_DIR "/usr/lib/aimx/plugins"
 #endif
 
-enum key_type { KEY_STRING, KEY_BOOL, KEY_STRING_LIST, KEY_GROUP };
+enum key_type { KEY_STRING, KEY_BOOL, KEY_STRING_LIST, KEY_GROUP, KEY_INT };
 
 struct key_spec {
     const char *name;
     enum key_type type;
+    long long min, max; /* KEY_INT only */
 };
 
+#define KEY(name, type)                                                        \
+    {                                                                          \
+        name, type, 0, 0                                                       \
+    }
 static const struct key_spec top_keys[] = {
-    {"domain", KEY_STRING},
-    {"enable_ipv6", KEY_BOOL},
-    {"plugin_dirs", KEY_STRING_LIST},
-    {"syslog", KEY_BOOL},
-    {"syslog_facility", KEY_STRING},
-    {"resolver", KEY_GROUP},
-    {"policy", KEY_GROUP},
-    {"transport", KEY_GROUP},
-    {"dkim", KEY_GROUP},
+    KEY("domain", KEY_STRING),
+    KEY("enable_ipv6", KEY_BOOL),
+    KEY("plugin_dirs", KEY_STRING_LIST),
+    KEY("syslog", KEY_BOOL),
+    KEY("syslog_facility", KEY_STRING),
+    KEY("resolver", KEY_GROUP),
+    KEY("policy", KEY_GROUP),
+    KEY("transport", KEY_GROUP),
+    KEY("dkim", KEY_GROUP),
+    KEY("allow_private_targets", KEY_BOOL),
+    {"max_addresses_per_host", KEY_INT, 1, 64},
+    {"max_mx_hosts", KEY_INT, 1, 100},
 };
 
 static const struct key_spec dkim_keys[] = {
-    {"selector", KEY_STRING},
-    {"key_file", KEY_STRING},
-    {"public_key_file", KEY_STRING},
+    KEY("selector", KEY_STRING),
+    KEY("key_file", KEY_STRING),
+    KEY("public_key_file", KEY_STRING),
 };
+#undef KEY
 
 static const char *const slot_names[AIMX_SLOT_COUNT] = {"resolver", "policy",
                                                         "transport"};
@@ -170,6 +179,8 @@ type_phrase(enum key_type t)
         return "a boolean (true or false)";
     case KEY_STRING_LIST:
         return "a list of strings, like [ \"/a\", \"/b\" ]";
+    case KEY_INT:
+        return "an integer";
     default:
         return "a group, like { ... }";
     }
@@ -185,6 +196,9 @@ type_matches(const config_setting_t *s, enum key_type t)
         return config_setting_type(s) == CONFIG_TYPE_BOOL;
     case KEY_GROUP:
         return config_setting_is_group(s);
+    case KEY_INT:
+        return config_setting_type(s) == CONFIG_TYPE_INT ||
+               config_setting_type(s) == CONFIG_TYPE_INT64;
     case KEY_STRING_LIST:
         if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
             return 0;
@@ -281,6 +295,15 @@ check_keys(aimx_config *c, config_setting_t *group, const char *group_name,
         } else if (!type_matches(s, spec->type)) {
             aimx__diag_add(d, "%s: '%s' must be %s", where, name,
                            type_phrase(spec->type));
+        } else if (spec->type == KEY_INT) {
+            long long v = config_setting_get_int64(s);
+            if (config_setting_type(s) == CONFIG_TYPE_INT)
+                v = config_setting_get_int(s);
+            if (v < spec->min || v > spec->max)
+                aimx__diag_add(d,
+                               "%s: '%s' must be between %lld and %lld (it "
+                               "is %lld)",
+                               where, name, spec->min, spec->max, v);
         }
     }
 }
@@ -483,6 +506,9 @@ default_domain(void)
     if (gethostname(name, sizeof name) != 0 || name[0] == '\0')
         return strdup("localhost");
     name[sizeof name - 1] = '\0';
+    /* A name we could not say in EHLO is no default at all. */
+    if (!aimx__valid_hostname(name))
+        return strdup("localhost");
     return strdup(name);
 }
 
@@ -563,6 +589,17 @@ apply_top_level(aimx_config *c, aimx_diag *d)
     s = config_setting_get_member(root, "enable_ipv6");
     c->enable_ipv6 =
         s != NULL && type_matches(s, KEY_BOOL) && config_setting_get_bool(s);
+    s = config_setting_get_member(root, "allow_private_targets");
+    c->allow_private_targets =
+        s != NULL && type_matches(s, KEY_BOOL) && config_setting_get_bool(s);
+    c->max_addresses_per_host = 5;
+    s = config_setting_get_member(root, "max_addresses_per_host");
+    if (s != NULL && type_matches(s, KEY_INT))
+        c->max_addresses_per_host = config_setting_get_int(s);
+    c->max_mx_hosts = 10;
+    s = config_setting_get_member(root, "max_mx_hosts");
+    if (s != NULL && type_matches(s, KEY_INT))
+        c->max_mx_hosts = config_setting_get_int(s);
     s = config_setting_get_member(root, "syslog");
     c->syslog =
         s != NULL && type_matches(s, KEY_BOOL) && config_setting_get_bool(s);

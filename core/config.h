@@ -23,6 +23,9 @@ typedef struct aimx_config {
     char *domain;          /* effective value */
     int domain_is_default; /* taken from the host name */
     int enable_ipv6;
+    int allow_private_targets; /* connect to non-global addresses too */
+    int max_addresses_per_host;
+    int max_mx_hosts;
     char **plugin_dirs; /* AIMX_PLUGIN_PATH entries first */
     size_t plugin_dir_count;
     int syslog;

@@ -147,6 +147,13 @@ wrong_type(aimx_host *h, config_setting_t *s, const char *path,
 static aimx_status
 top_level(aimx_host *h, const char *path, const char **str, int *flag)
 {
+    if (!h->creating) {
+        aimx__log(3, h->plugin_name,
+                  "asked for config key '%s' outside create(); the config is "
+                  "only available during create()",
+                  path);
+        return AIMX_ERR_UNSUPPORTED;
+    }
     if (strcmp(path, "/domain") == 0 && str != NULL) {
         *str = h->config->domain;
         return AIMX_OK;
@@ -328,6 +335,11 @@ host_cfg_error(aimx_host *h, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (!h->creating) {
+        /* The command's error list is gone: a log line is all that is left. */
+        aimx__log(3, h->plugin_name, "%s: %s", path ? path : "", text);
+        return AIMX_ERR_INVALID;
+    }
     if (h->group != NULL && path != NULL && path[0] != '/')
         s = aimx__config_lookup_path(h->group, path, &malformed);
     where_of(h, s, where, sizeof where);

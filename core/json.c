@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "json.h"
 
+static size_t utf8_sequence(const unsigned char *p);
 static void put_string(FILE *out, const char *s);
 static void begin_value(aimx_json *j, const char *key);
 
@@ -12,7 +13,40 @@ aimx__json_init(aimx_json *j, FILE *out)
     j->need_comma[0] = 0;
 }
 
-/* Escapes per RFC 8259; bytes >= 0x80 pass through (the input is UTF-8). */
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629), or 0. */
+static size_t
+utf8_sequence(const unsigned char *p)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        cp = p[0] & 0x1f;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        cp = p[0] & 0x0f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Escapes per RFC 8259.  Bytes that are not well-formed UTF-8 (a file name
+ * can hold anything) become U+FFFD, so the output is always valid JSON. */
 static void
 put_string(FILE *out, const char *s)
 {
@@ -20,6 +54,16 @@ put_string(FILE *out, const char *s)
 
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x80) {
+            size_t n = utf8_sequence(p);
+            if (n == 0) {
+                fputs("\\ufffd", out);
+            } else {
+                fwrite(p, 1, n, out);
+                p += n - 1;
+            }
+            continue;
+        }
         switch (*p) {
         case '"':
             fputs("\\\"", out);

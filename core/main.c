@@ -55,7 +55,8 @@ static const struct command commands[] = {
         "in an earlier directory.  Listing is not a check of the config: use\n"
         "'aimx config check' for that.\n"
         "\n"
-        "Exit: 0; 78 when the configuration cannot be read.\n",
+        "Exit: 0; 64 on a usage error; 78 when the configuration cannot be\n"
+        "read.\n",
     },
     {
         "config",

@@ -179,6 +179,11 @@ top_level_keys_for_plugins(void **state)
     inst.host.creating = 0;
     assert_int_equal(api->cfg_string(&inst.host, "port", &s),
                      AIMX_ERR_UNSUPPORTED);
+    assert_int_equal(api->cfg_string(&inst.host, "/domain", &s),
+                     AIMX_ERR_UNSUPPORTED);
+    assert_int_equal(api->cfg_error(&inst.host, "port", "late"),
+                     AIMX_ERR_INVALID);
+    assert_int_equal(d.count, 0);
     aimx__instance_destroy(&inst);
     aimx__config_free(&c);
 }
@@ -239,7 +244,7 @@ dns_sink_through_a_resolver(void **state)
     assert_int_equal(sink.records[0].type, AIMX_DNS_A);
     assert_int_equal(sink.records[0].address.family, AIMX_AF_INET);
     assert_int_equal(sink.records[0].address.bytes[0], 127);
-    assert_string_equal(sink.records[0].owner, "mx.example.");
+    assert_string_equal(sink.records[0].owner, "mx.example");
     assert_string_equal(sink.diag, "fixture answer");
     /* A second completion or a late record is refused, not stored. */
     aimx_dns_record late = {0};

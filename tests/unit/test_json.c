@@ -60,6 +60,31 @@ escapes_and_nesting(void **state)
 }
 
 static void
+build_bad_utf8(aimx_json *j)
+{
+    aimx__json_array_begin(j, NULL);
+    aimx__json_string(j, NULL,
+                      "a\xff"
+                      "b");                     /* stray byte */
+    aimx__json_string(j, NULL, "\xc3");         /* truncated */
+    aimx__json_string(j, NULL, "\xed\xa0\x80"); /* a surrogate */
+    aimx__json_string(j, NULL, "\xe2\x82\xac\xf0\x9f\x93\xa7"); /* fine */
+    aimx__json_array_end(j);
+}
+
+static void
+invalid_utf8_becomes_replacement(void **state)
+{
+    char *out = render(build_bad_utf8);
+
+    (void)state;
+    assert_string_equal(out,
+                        "[\"a\\ufffdb\",\"\\ufffd\",\"\\ufffd\\ufffd\\ufffd\","
+                        "\"\xe2\x82\xac\xf0\x9f\x93\xa7\"]\n");
+    free(out);
+}
+
+static void
 error_object(void **state)
 {
     char *buf = NULL;
@@ -80,6 +105,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(escapes_and_nesting),
         cmocka_unit_test(error_object),
+        cmocka_unit_test(invalid_utf8_becomes_replacement),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -212,7 +212,9 @@ typedef struct aimx_resolver_ops {
      * record of the requested type (and the CNAMEs it followed) with
      * api->dns_add() and then calls api->dns_complete() exactly once, from
      * any thread, possibly before lookup() returns.  On any other status no
-     * sink service is called for this sink. */
+     * sink service is called for this sink.  The query and its name are
+     * valid only during the call: copy what is needed later.  The sink stays
+     * valid until dns_complete() returns. */
     aimx_status (*lookup)(void *instance, const aimx_dns_query *query,
                           aimx_dns_sink *sink);
     /* Optional.  Asks for an early end; the completion still arrives
@@ -420,14 +422,17 @@ typedef struct aimx_transport_result {
     uint64_t start_us;     /* monotonic: call started */
     uint64_t connected_us; /* monotonic: connection established, or 0 */
     uint64_t end_us;       /* monotonic: call ended */
-    /* Connect attempts (open and probe).  The plugin appends while
-     * attempt_count < attempt_cap. */
+    /* Connect attempts (open and probe).  The host sets attempts,
+     * attempt_stride, attempt_cap and every element's struct_size; the
+     * plugin fills elements in order and sets attempt_count (at most
+     * attempt_cap; later attempts are dropped). */
     aimx_connect_attempt *attempts;
     size_t attempt_stride;
     size_t attempt_cap;
     size_t attempt_count;
-    /* Per-recipient results (send): rcpt_count entries, one per
-     * aimx_envelope.rcpts[i], in the same order. */
+    /* Per-recipient results (send): the host sets rcpts, rcpt_stride,
+     * rcpt_count (= aimx_envelope.rcpt_count) and every element's
+     * struct_size; the plugin fills element i for aimx_envelope.rcpts[i]. */
     aimx_rcpt_result *rcpts;
     size_t rcpt_stride;
     size_t rcpt_count;
@@ -469,7 +474,8 @@ typedef struct aimx_transport_ops {
     /* Required.  Says QUIT (best effort, bounded by deadline_us) and frees
      * the session, always. */
     void (*close)(void *instance, aimx_session *session, uint64_t deadline_us);
-    /* Optional.  Connect, greeting, EHLO, QUIT; no transaction. */
+    /* Optional.  Connect, greeting, EHLO, QUIT; no transaction.  Same
+     * return rule as open(). */
     aimx_status (*probe)(void *instance, const aimx_open_request *req,
                          aimx_transport_result *res);
     /* Optional, thread-safe.  Ends every blocking call of this instance
@@ -525,8 +531,9 @@ typedef struct aimx_host_api {
                             uint64_t max, uint64_t *out);
     /* Number of elements of a list or array. */
     aimx_status (*cfg_count)(aimx_host *host, const char *path, size_t *out);
-    /* Reports a bad value as "FILE:LINE: path: message"; returns
-     * AIMX_ERR_INVALID so that `return api->cfg_error(...)` reads well. */
+    /* Reports a bad value as "FILE:LINE: 'path' in group 'G': message";
+     * returns AIMX_ERR_INVALID so that `return api->cfg_error(...)` reads
+     * well. */
     aimx_status (*cfg_error)(aimx_host *host, const char *path, const char *fmt,
                              ...) AIMX_PRINTF(3, 4);
 
