@@ -27,5 +27,6 @@ int aimx__cli_load_config(const aimx_cli *cli, aimx_config *c);
 
 int aimx__cmd_plugins(const aimx_cli *cli);
 int aimx__cmd_config_check(const aimx_cli *cli);
+int aimx__cmd_route(const aimx_cli *cli);
 
 #endif

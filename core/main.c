@@ -59,6 +59,22 @@ static const struct command commands[] = {
         "read.\n",
     },
     {
+        "route",
+        NULL,
+        aimx__cmd_route,
+        "aimx route DOMAIN|ADDRESS [--json]",
+        "show where mail for a domain would go, and why",
+        "Looks up the domain's MX records through the resolver plugin, then\n"
+        "each MX host's A and AAAA records, asks the policy plugin which\n"
+        "addresses to use, and prints the plan: the MX lookup's outcome, each\n"
+        "MX host in order with its addresses and the policy's verdict, the\n"
+        "connect targets, and the domain's outcome.  Nothing is sent.  An\n"
+        "internationalised domain is converted to A-labels first.\n"
+        "\n"
+        "Exit: 0 deliverable; 75 temporary failure; 69 permanent failure;\n"
+        "64 usage; 65 not a valid domain or address; 78 configuration.\n",
+    },
+    {
         "config",
         "check",
         aimx__cmd_config_check,

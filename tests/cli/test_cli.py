@@ -190,6 +190,68 @@ class Cli(unittest.TestCase):
         self.assertIn("No plugins found in:", out)
         self.assertIn(empty, out)
 
+    # -- aimx route (fixture resolver: no MX, A 127.0.0.1 for any name) --
+
+    def route_conf(self, extra=""):
+        # The transport named here does not exist: route must not load it.
+        return self.conf(
+            f'plugin_dirs = [ "{FIXTURES}" ];\n'
+            'resolver: { plugin = "fx-resolver"; };\n'
+            'policy: { plugin = "fx-policy"; };\n'
+            'transport: { plugin = "not-there"; };\n' + extra, "route.conf")
+
+    def test_route_json_shape_and_exit_codes(self):
+        code, out, err = run("route", "--json", "User@Bücher.Example",
+                             config=self.route_conf("allow_private_targets = true;\n"))
+        self.assertEqual(code, 0, err)
+        obj = json.loads(out)
+        self.assertEqual(obj["schema"], 1)
+        self.assertEqual(obj["domain"], "xn--bcher-kva.example")
+        self.assertEqual(obj["status"], "ok")
+        self.assertEqual(obj["mx_result"], "nodata")
+        (mx,) = obj["mx"]
+        self.assertEqual(mx["host"], "xn--bcher-kva.example")
+        self.assertTrue(mx["implicit"])
+        self.assertEqual(mx["preference"], 0)
+        self.assertEqual(mx["a"], {"result": "ok", "addresses": ["127.0.0.1"]})
+        self.assertEqual(mx["aaaa"], {"result": "nodata", "addresses": []})
+        self.assertEqual(mx["verdict"], "use")
+        self.assertEqual(mx["targets"], ["127.0.0.1"])
+
+        # The same loopback target is refused by default: permanent, 69.
+        code, out, err = run("route", "--json", "example.test", config=self.route_conf())
+        self.assertEqual(code, 69, err)
+        obj = json.loads(out)
+        self.assertEqual(obj["status"], "permfail")
+        self.assertEqual(obj["reason"], "no_usable_mx")
+        self.assertEqual(obj["mx"][0]["reason"], "private_address")
+        self.assertEqual(obj["mx"][0]["targets"], [])
+        self.assertIn("allow_private_targets", obj["mx"][0]["detail"])
+
+        code, out, err = run("route", "example.test", config=self.route_conf())
+        self.assertEqual(code, 69)
+        self.assertIn("private_address", out)
+        self.assertIn("127.0.0.1 (loopback)", out)
+
+    def test_route_bad_input(self):
+        conf = self.route_conf()
+        for arg in ("a..b", "user@", "[127.0.0.1]", "127.0.0.1"):
+            code, out, err = run("route", "--json", arg, config=conf)
+            self.assertEqual(code, 65, arg)
+            self.assertIn(arg, self.json_error(out, 65))
+        code, out, err = run("route", config=conf)
+        self.assertEqual(code, 64)
+        code, out, err = run("route", "a.test", "b.test", config=conf)
+        self.assertEqual(code, 64)
+
+    def test_route_needs_resolver_and_policy(self):
+        conf = self.conf(f'plugin_dirs = [ "{FIXTURES}" ];\n'
+                         'resolver: { plugin = "fx-policy"; };\n')
+        code, out, err = run("route", "--json", "example.test", config=conf)
+        self.assertEqual(code, 78)
+        self.assertIn("configured where a resolver plugin belongs",
+                      self.json_error(out, 78))
+
     # -- aimx config check -----------------------------------------------
 
     def test_config_check_good(self):
