@@ -1,0 +1,693 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for aimx's integration tests: real DNS servers on loopback.
+
+Import it by putting tests/lib on sys.path.  Everything here is stdlib only
+and runs with Debian's /usr/bin/python3.
+
+Servers are started by the test and stopped by the test, by PID, from the
+context managers' __exit__ (so also when a test fails).  They listen on
+127.0.0.0/8 or ::1 only.
+
+Public API
+----------
+free_port(host="127.0.0.1") -> int
+    A port free for both TCP and UDP on host (racy by nature: bind soon).
+
+query(server, port, name, qtype, tcp=False, timeout=2.0, edns=None, rd=True)
+    -> (rcode, flags, answers)
+    One DNS query.  rcode is an int (see the constants NOERROR...), flags a
+    frozenset of lower-case names among {"qr","aa","tc","rd","ra","ad","cd"},
+    answers a list of (type, data) string pairs in the answer section's
+    order, e.g. ("A", "127.0.0.2"), ("MX", "10 mx1.example.test."),
+    ("TXT", '"first" "second"') (presentation form, like dig).  Raises
+    socket.timeout (TimeoutError) when no reply comes, MalformedReply when
+    the reply cannot be decoded.
+
+query_reply(...) -> Reply      same arguments; the whole decoded message:
+    Reply(id, rcode, flags, answers, authority, additional, edns) where the
+    three sections are lists of RR(name, type, ttl, data) and edns is the
+    reply's OPT UDP payload size or None (an extended rcode is folded into
+    rcode).  edns=N sends an OPT record offering N octets over UDP.
+txt_strings(data) -> [str]     the character-strings of a TXT data string.
+build_query(name, qtype, qid=None, rd=True, edns=None) -> (qid, bytes)
+parse_reply(bytes) -> Reply    for tests that talk to a socket themselves.
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED   rcode constants.
+
+class DnsFaultPeer(zone, listen=("127.0.0.1",), stats=True)
+    Context manager running tests/peers/dns_fault_peer.py on a port free on
+    every listen address (its docstring documents the zone format, the
+    actions and the stats).  Raises RuntimeError with the peer's log if it
+    does not start within 10 s (e.g. a bad zone).  .port, .host (the first
+    listen address), .server ("127.0.0.1:PORT", "[::1]:PORT"), .pid,
+    .log() -> str, .stats() -> dict (the stats JSON),
+    .wait_queries(n, outstanding=None, timeout=5.0) -> dict (waits until
+    n queries were received and, if given, that many are unanswered),
+    .returncode (after exit; 0 when it stopped cleanly on SIGTERM).
+
+class Dnsmasq(records, listen="127.0.0.1", ttl=60, extra_args=(),
+              log_queries=True)
+    Context manager running /usr/sbin/dnsmasq (package dnsmasq-base) in the
+    foreground (--no-daemon: TCP served in-process, so one PID), as nobody
+    when root, serving records = [(name, type, data), ...] from a config
+    file: types A, AAAA (loopback addresses only; several per name are
+    fine), MX ("PREF EXCHANGE", "0 ." = null MX), CNAME, TXT (a string or a
+    list of strings, commas and quotes allowed), PTR.  Names must be under
+    .test (or in-addr.arpa/ip6.arpa); --local=/test/ makes unknown .test
+    names NXDOMAIN, a known name without the type is NODATA (NOERROR, no
+    records, no SOA, no AA); other names are REFUSED (no upstream).  Equal
+    records come back in rotating order.  Raises RuntimeError with
+    dnsmasq's log if it does not answer within 10 s.  .port, .host,
+    .server, .pid, .log() -> str (with --log-queries, every query),
+    .returncode (after exit).
+
+ensure_debian_packages(*names)
+    Returns if every package is installed (dpkg-query); else installs them
+    with apt-get when root (apt-get update and retry if that fails), else
+    raises RuntimeError naming them.
+"""
+
+import collections
+import ipaddress
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEER_SCRIPT = os.path.normpath(os.path.join(HERE, "..", "peers",
+                                            "dns_fault_peer.py"))
+PYTHON3 = "/usr/bin/python3"
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
+
+TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15,
+         "TXT": 16, "AAAA": 28, "SRV": 33, "OPT": 41, "ANY": 255}
+TYPE_NAMES = {v: k for k, v in TYPES.items()}
+
+RR = collections.namedtuple("RR", "name type ttl data")
+Reply = collections.namedtuple(
+    "Reply", "id rcode flags answers authority additional edns")
+
+
+class MalformedReply(ValueError):
+    """A reply that is not a well-formed DNS message."""
+
+
+# -- ports ---------------------------------------------------------------
+
+def _family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def free_port(host="127.0.0.1"):
+    """A port number free for both TCP and UDP on host."""
+    fam = _family(host)
+    for _ in range(100):
+        t = socket.socket(fam, socket.SOCK_STREAM)
+        u = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            t.bind((host, 0))
+            port = t.getsockname()[1]
+            try:
+                u.bind((host, port))
+            except OSError:
+                continue
+            return port
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError(f"no port free for both TCP and UDP on {host}")
+
+
+# -- DNS wire format -----------------------------------------------------
+
+def _type_code(qtype):
+    if isinstance(qtype, int):
+        return qtype
+    t = qtype.upper()
+    if t in TYPES:
+        return TYPES[t]
+    if t.startswith("TYPE") and t[4:].isdigit():
+        return int(t[4:])
+    raise ValueError(f"unknown DNS type {qtype!r}")
+
+
+def _type_name(code):
+    return TYPE_NAMES.get(code, f"TYPE{code}")
+
+
+def _encode_name(name):
+    name = name.rstrip(".")
+    out = b""
+    if name:
+        for label in name.split("."):
+            b = label.encode("ascii")
+            if not 0 < len(b) < 64:
+                raise ValueError(f"bad label in {name!r}")
+            out += bytes([len(b)]) + b
+    return out + b"\0"
+
+
+def _decode_name(msg, off):
+    """(name, offset after the name), following compression pointers."""
+    labels = []
+    end = None
+    jumps = 0
+    while True:
+        if off >= len(msg):
+            raise MalformedReply("name runs past the end")
+        n = msg[off]
+        if n & 0xC0 == 0xC0:
+            if off + 1 >= len(msg):
+                raise MalformedReply("truncated compression pointer")
+            if end is None:
+                end = off + 2
+            off = ((n & 0x3F) << 8) | msg[off + 1]
+            jumps += 1
+            if jumps > 64:
+                raise MalformedReply("compression loop")
+            continue
+        if n & 0xC0:
+            raise MalformedReply("bad label type")
+        off += 1
+        if n == 0:
+            break
+        if off + n > len(msg):
+            raise MalformedReply("label runs past the end")
+        labels.append(msg[off:off + n].decode("ascii", "backslashreplace"))
+        off += n
+    return ".".join(labels) + ".", (end if end is not None else off)
+
+
+def _txt_presentation(strings):
+    out = []
+    for s in strings:
+        t = ""
+        for c in s:
+            if c in (0x22, 0x5C):
+                t += "\\" + chr(c)
+            elif 0x20 <= c < 0x7F:
+                t += chr(c)
+            else:
+                t += "\\%03d" % c
+        out.append('"' + t + '"')
+    return " ".join(out)
+
+
+def txt_strings(data):
+    """The character-strings of a TXT presentation string from query()."""
+    out = []
+    i = 0
+    while i < len(data):
+        if data[i] == " ":
+            i += 1
+            continue
+        if data[i] != '"':
+            raise ValueError(f"not a TXT presentation string: {data!r}")
+        i += 1
+        s = bytearray()
+        while data[i] != '"':
+            if data[i] == "\\":
+                if data[i + 1].isdigit():
+                    s.append(int(data[i + 1:i + 4]))
+                    i += 4
+                    continue
+                i += 1
+            s += data[i].encode("latin-1")
+            i += 1
+        out.append(s.decode("utf-8", "backslashreplace"))
+        i += 1
+    return out
+
+
+def _decode_rdata(msg, rtype, off, rdlen):
+    rd = msg[off:off + rdlen]
+    if rtype == 1 and rdlen == 4:
+        return socket.inet_ntop(socket.AF_INET, rd)
+    if rtype == 28 and rdlen == 16:
+        return socket.inet_ntop(socket.AF_INET6, rd)
+    if rtype in (2, 5, 12):
+        return _decode_name(msg, off)[0]
+    if rtype == 15 and rdlen >= 3:
+        pref = struct.unpack("!H", rd[:2])[0]
+        return f"{pref} {_decode_name(msg, off + 2)[0]}"
+    if rtype == 16:
+        strings = []
+        i = 0
+        while i < rdlen:
+            n = rd[i]
+            if i + 1 + n > rdlen:
+                raise MalformedReply("TXT string runs past its RDATA")
+            strings.append(rd[i + 1:i + 1 + n])
+            i += 1 + n
+        return _txt_presentation(strings)
+    if rtype == 6:
+        mname, o = _decode_name(msg, off)
+        rname, o = _decode_name(msg, o)
+        nums = struct.unpack("!IIIII", msg[o:o + 20])
+        return " ".join([mname, rname] + [str(x) for x in nums])
+    return f"\\# {rdlen} {rd.hex()}"
+
+
+def build_query(name, qtype, qid=None, rd=True, edns=None):
+    """The wire form of a query (edns: None, or the UDP payload size)."""
+    qid = random.getrandbits(16) if qid is None else qid
+    flags = 0x0100 if rd else 0
+    arcount = 1 if edns else 0
+    msg = struct.pack("!HHHHHH", qid, flags, 1, 0, 0, arcount)
+    msg += _encode_name(name) + struct.pack("!HH", _type_code(qtype), 1)
+    if edns:
+        msg += b"\0" + struct.pack("!HHIH", 41, edns, 0, 0)
+    return qid, msg
+
+
+def parse_reply(msg):
+    """Decode a reply into a Reply; MalformedReply if it cannot be."""
+    try:
+        return _parse_reply(msg)
+    except (IndexError, struct.error, UnicodeError) as e:
+        raise MalformedReply(str(e)) from None
+
+
+def _parse_reply(msg):
+    if len(msg) < 12:
+        raise MalformedReply(f"reply of {len(msg)} bytes")
+    qid, fl, qd, an, ns, ar = struct.unpack("!HHHHHH", msg[:12])
+    flags = frozenset(n for n, bit in (("qr", 0x8000), ("aa", 0x0400),
+                                       ("tc", 0x0200), ("rd", 0x0100),
+                                       ("ra", 0x0080), ("ad", 0x0020),
+                                       ("cd", 0x0010)) if fl & bit)
+    rcode = fl & 0xF
+    off = 12
+    for _ in range(qd):
+        _, off = _decode_name(msg, off)
+        off += 4
+    sections = []
+    edns = None
+    for count in (an, ns, ar):
+        rrs = []
+        for _ in range(count):
+            name, off = _decode_name(msg, off)
+            if off + 10 > len(msg):
+                raise MalformedReply("record header runs past the end")
+            rtype, rclass, ttl, rdlen = struct.unpack("!HHIH",
+                                                      msg[off:off + 10])
+            off += 10
+            if off + rdlen > len(msg):
+                raise MalformedReply("RDATA runs past the end")
+            if rtype == 41:
+                edns = rclass
+                rcode |= (ttl >> 24) << 4
+            else:
+                rrs.append(RR(name, _type_name(rtype), ttl,
+                              _decode_rdata(msg, rtype, off, rdlen)))
+            off += rdlen
+        sections.append(rrs)
+    if off != len(msg):
+        raise MalformedReply(f"{len(msg) - off} bytes after the last record")
+    return Reply(qid, rcode, flags, sections[0], sections[1], sections[2],
+                 edns)
+
+
+def _recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise MalformedReply("TCP connection closed mid-message")
+        buf += chunk
+    return buf
+
+
+def query_reply(server, port, name, qtype, tcp=False, timeout=2.0,
+                edns=None, rd=True):
+    """Send one query; the decoded Reply (see the module docstring)."""
+    qid, msg = build_query(name, qtype, rd=rd, edns=edns)
+    fam = _family(server)
+    deadline = time.monotonic() + timeout
+    if tcp:
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect((server, port))
+            s.sendall(struct.pack("!H", len(msg)) + msg)
+            while True:
+                s.settimeout(max(0.001, deadline - time.monotonic()))
+                n = struct.unpack("!H", _recv_exact(s, 2))[0]
+                data = _recv_exact(s, n)
+                if len(data) >= 2 and struct.unpack("!H", data[:2])[0] != qid:
+                    continue
+                return parse_reply(data)
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.connect((server, port))
+        s.send(msg)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout(f"no reply from {server} port {port}")
+            s.settimeout(left)
+            data = s.recv(65535)
+            if len(data) < 2 or struct.unpack("!H", data[:2])[0] != qid:
+                continue            # not ours: keep waiting
+            return parse_reply(data)
+
+
+def query(server, port, name, qtype, tcp=False, timeout=2.0, edns=None,
+          rd=True):
+    """(rcode, flags, [(type, data), ...]) for one query."""
+    r = query_reply(server, port, name, qtype, tcp=tcp, timeout=timeout,
+                    edns=edns, rd=rd)
+    return r.rcode, r.flags, [(rr.type, rr.data) for rr in r.answers]
+
+
+# -- process handling ----------------------------------------------------
+
+def _stop(proc, grace=5.0):
+    """SIGTERM proc by its PID, wait, SIGKILL after grace seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def _read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class DnsFaultPeer:
+    """The suite's DNS fault peer, started and stopped by the test."""
+
+    def __init__(self, zone, listen=("127.0.0.1",), stats=True):
+        if isinstance(listen, str):
+            listen = (listen,)
+        self.zone = zone
+        self.listen = tuple(listen)
+        self.want_stats = stats
+        self.dir = None
+        self.proc = None
+        self.port = None
+        self.returncode = None      # the exit status, once stopped
+        self.host = self.listen[0]
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @property
+    def server(self):
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{h}:{self.port}"
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="aimx-dnspeer-")
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self):
+        zone_path = os.path.join(self.dir, "zone.json")
+        with open(zone_path, "w") as f:
+            json.dump(self.zone, f)
+        self.port_file = os.path.join(self.dir, "port")
+        self.stats_path = os.path.join(self.dir, "stats.json")
+        self.log_path = os.path.join(self.dir, "peer.log")
+        argv = [PYTHON3, PEER_SCRIPT, "--zone", zone_path,
+                "--port", "0", "--port-file", self.port_file]
+        for a in self.listen:
+            argv += ["--listen", a]
+        if self.want_stats:
+            argv += ["--stats", self.stats_path]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log,
+                                         close_fds=True)
+        deadline = time.monotonic() + 10
+        while True:
+            if os.path.exists(self.port_file):
+                self.port = int(_read(self.port_file).strip())
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"dns_fault_peer exited with {self.proc.returncode}:\n"
+                    + self.log())
+            if time.monotonic() > deadline:
+                raise RuntimeError("dns_fault_peer did not start in 10 s:\n"
+                                   + self.log())
+            time.sleep(0.02)
+
+    def stats(self):
+        """The peer's stats JSON (queries, max_outstanding, log)."""
+        if not self.want_stats:
+            raise RuntimeError("DnsFaultPeer started with stats=False")
+        for _ in range(50):
+            try:
+                with open(self.stats_path) as f:
+                    return json.load(f)
+            except FileNotFoundError:
+                return {"queries": 0, "max_outstanding": 0, "log": []}
+            except ValueError:
+                time.sleep(0.02)    # cannot happen with rename; be safe
+        raise RuntimeError("unreadable stats file")
+
+    def wait_queries(self, n, outstanding=None, timeout=5.0):
+        """Wait (bounded) until the peer has received n queries (and, if
+        given, has exactly `outstanding` unanswered); the stats then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.stats()
+            if s["queries"] >= n and (outstanding is None
+                                      or s["outstanding"] == outstanding):
+                return s
+            if time.monotonic() > deadline:
+                raise AssertionError(f"peer stats after {timeout} s: {s}")
+            time.sleep(0.02)
+
+    def log(self):
+        return _read(self.log_path) if self.dir else ""
+
+    def __exit__(self, *exc):
+        try:
+            _stop(self.proc)
+            if self.proc is not None:
+                self.returncode = self.proc.returncode
+        finally:
+            if self.dir:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.dir = None
+        return False
+
+
+def _dnsmasq_quote(text):
+    """A dnsmasq config-file quoted string (commas inside are kept)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def dnsmasq_config(records, ttl=60):
+    """dnsmasq config-file lines serving records (see Dnsmasq).
+
+    A config file rather than the command line: dnsmasq honours quotes
+    (commas and spaces inside TXT strings) only in files."""
+    addrs = collections.OrderedDict()
+    lines = []
+    for name, rtype, data in records:
+        name = name.rstrip(".")
+        rtype = rtype.upper()
+        if not (name == "test" or name.endswith(".test")
+                or name.endswith(".in-addr.arpa")
+                or name.endswith(".ip6.arpa")):
+            raise ValueError(f"{name}: Dnsmasq serves names under .test only")
+        if rtype in ("A", "AAAA"):
+            ip = ipaddress.ip_address(data)
+            if not ip.is_loopback:
+                raise ValueError(f"{name}: {data} is not a loopback address")
+            if (rtype == "A") != (ip.version == 4):
+                raise ValueError(f"{name}: {data} is not an {rtype} address")
+            addrs.setdefault(name.lower(), []).append(str(ip))
+        elif rtype == "MX":
+            pref, exchange = data.split()
+            # An empty exchange is the null MX ("0 ."), which dnsmasq serves.
+            lines.append(f"mx-host={name},{exchange.rstrip('.')},{int(pref)}")
+        elif rtype == "CNAME":
+            lines.append(f"cname={name},{data.rstrip('.')},{ttl}")
+        elif rtype == "TXT":
+            strings = [data] if isinstance(data, str) else list(data)
+            lines.append(f"txt-record={name},"
+                         + ",".join(_dnsmasq_quote(s) for s in strings))
+        elif rtype == "PTR":
+            lines.append(f"ptr-record={name},{data.rstrip('.')}")
+        else:
+            raise ValueError(f"{name}: Dnsmasq cannot serve {rtype} records")
+    # One host-record per address: a host-record listing two IPv4
+    # addresses serves only the last one.
+    for name, ips in addrs.items():
+        for ip in ips:
+            lines.append(f"host-record={name},{ip},{ttl}")
+    return lines
+
+
+def _unprivileged():
+    """Popen arguments that run root's children as nobody."""
+    if os.geteuid() != 0:
+        return {}
+    return {"user": "nobody", "group": "nogroup", "extra_groups": []}
+
+
+class Dnsmasq:
+    """dnsmasq (dnsmasq-base) on loopback serving records under .test."""
+
+    PROBE = "aimxtest-probe.test"
+
+    def __init__(self, records, listen="127.0.0.1", ttl=60, extra_args=(),
+                 log_queries=True):
+        self.records = list(records)
+        self.host = listen
+        self.ttl = ttl
+        self.extra_args = list(extra_args)
+        self.log_queries = log_queries
+        self.dir = None
+        self.proc = None
+        self.port = None
+        self.returncode = None      # the exit status, once stopped
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @property
+    def server(self):
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{h}:{self.port}"
+
+    def argv(self, port):
+        a = [DNSMASQ,
+             # Debug mode: in the foreground, TCP served in-process (no
+             # forked children outliving the PID we stop).  It ignores
+             # --user, so root's dnsmasq is started as nobody instead.
+             "--no-daemon",
+             "--log-facility=-",         # log to stderr (our log file)
+             f"--conf-file={self.conf_path}",  # not /etc/dnsmasq.conf
+             "--pid-file=",              # no pid file
+             "--no-resolv", "--no-hosts", "--no-poll",
+             "--bind-interfaces",
+             f"--listen-address={self.host}",
+             f"--port={port}",
+             "--local=/test/",           # never forwarded: NXDOMAIN
+             f"--local-ttl={self.ttl}"]
+        if self.log_queries:
+            a.append("--log-queries")
+        return a + self.extra_args
+
+    def log(self):
+        return _read(self.log_path) if self.dir else ""
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="aimx-dnsmasq-")
+        self.log_path = os.path.join(self.dir, "dnsmasq.log")
+        self.conf_path = os.path.join(self.dir, "dnsmasq.conf")
+        try:
+            with open(self.conf_path, "w") as f:
+                f.writelines(line + "\n"
+                             for line in dnsmasq_config(self.records,
+                                                        self.ttl))
+            if os.geteuid() == 0:           # readable by nobody
+                os.chmod(self.dir, 0o755)
+                os.chmod(self.conf_path, 0o644)
+            for attempt in range(5):
+                if self._start(free_port(self.host)):
+                    return self
+            raise RuntimeError("dnsmasq: no free port after 5 tries:\n"
+                               + self.log())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _start(self, port):
+        """True once dnsmasq answers; False if the port was taken."""
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.argv(port),
+                                         stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log,
+                                         close_fds=True, **_unprivileged())
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                text = self.log()
+                if "in use" in text:
+                    self.proc = None
+                    return False
+                raise RuntimeError(
+                    f"dnsmasq exited with {self.proc.returncode}:\n{text}")
+            try:
+                query(self.host, port, self.PROBE, "A", timeout=0.2)
+                self.port = port
+                return True
+            except (OSError, MalformedReply):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("dnsmasq did not answer in 10 s:\n"
+                                   + self.log())
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        try:
+            _stop(self.proc)
+            if self.proc is not None:
+                self.returncode = self.proc.returncode
+        finally:
+            if self.dir:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.dir = None
+        return False
+
+
+# -- packages ------------------------------------------------------------
+
+def _installed(name):
+    p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", name],
+                       capture_output=True, text=True)
+    return p.returncode == 0 and p.stdout.strip().endswith(" installed")
+
+
+def ensure_debian_packages(*names):
+    """Install the named Debian packages unless they already are."""
+    missing = [n for n in names if not _installed(n)]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise RuntimeError("missing Debian packages: " + " ".join(missing)
+                           + " (run: apt-get install " + " ".join(missing)
+                           + ")")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends"] + missing
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    still = [n for n in missing if not _installed(n)]
+    if p.returncode != 0 or still:
+        raise RuntimeError("apt-get could not install "
+                           + " ".join(still or missing) + ":\n"
+                           + p.stdout[-2000:] + p.stderr[-2000:])
