@@ -158,9 +158,10 @@ enum aimx_dns_outcome {
     AIMX_DNS_NODATA = 1,      /* the name exists, no record of that type
                                  (a NOERROR answer holding only a CNAME too) */
     AIMX_DNS_NXDOMAIN = 2,    /* the name does not exist: permanent */
-    AIMX_DNS_SERVFAIL = 3,    /* every server answered SERVFAIL: temporary */
-    AIMX_DNS_REFUSED = 4,     /* every server answered REFUSED: temporary */
-    AIMX_DNS_TIMEOUT = 5,     /* no answer before the deadline: temporary */
+    AIMX_DNS_SERVFAIL = 3,    /* servers failed (SERVFAIL, FORMERR, a CNAME
+                                 loop...): temporary */
+    AIMX_DNS_REFUSED = 4,     /* every server that answered said REFUSED */
+    AIMX_DNS_TIMEOUT = 5,     /* no server answered before the deadline */
     AIMX_DNS_UNREACHABLE = 6, /* no server could be reached at all: temporary */
     AIMX_DNS_BADNAME = 7,     /* the name cannot be queried: permanent */
     AIMX_DNS_LOCALERR = 8, /* local failure (memory, bad reply...): temporary */
@@ -169,7 +170,7 @@ enum aimx_dns_outcome {
 
 /* aimx_dns_completion.flags */
 #define AIMX_DNS_F_AD_KNOWN 0x1u /* the AD bit below is meaningful */
-#define AIMX_DNS_F_AD       0x2u /* the answer had the DNSSEC AD bit set */
+#define AIMX_DNS_F_AD       0x2u /* every answer (of a CNAME chain too) had AD */
 
 typedef struct aimx_dns_query {
     uint32_t struct_size;
@@ -192,7 +193,8 @@ typedef struct aimx_dns_record {
     aimx_addr address;   /* A and AAAA */
     const uint8_t *text; /* TXT: the strings of one record, joined */
     size_t text_len;
-    const uint8_t *rdata; /* raw RDATA as received, or NULL */
+    /* RDATA standing alone (names uncompressed), or NULL */
+    const uint8_t *rdata;
     size_t rdata_len;
 } aimx_dns_record;
 
@@ -218,7 +220,10 @@ typedef struct aimx_resolver_ops {
     aimx_status (*lookup)(void *instance, const aimx_dns_query *query,
                           aimx_dns_sink *sink);
     /* Optional.  Asks for an early end; the completion still arrives
-     * (normally as AIMX_DNS_CANCELLED). */
+     * (normally as AIMX_DNS_CANCELLED).  The host calls it only for a sink
+     * whose completion has not yet returned.  A resolver's destroy()
+     * completes every lookup still in flight (as AIMX_DNS_CANCELLED)
+     * before it returns, so no completion arrives afterwards. */
     void (*cancel)(void *instance, aimx_dns_sink *sink);
 } aimx_resolver_ops;
 
