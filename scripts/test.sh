@@ -23,7 +23,7 @@ root=${AIMX_TEST_BUILD_ROOT:-$top/build-test}
 packages=(
   build-essential cmake pkg-config clang clang-format
   libltdl-dev libconfig-dev libc-ares-dev libssl-dev libidn2-dev
-  libcmocka-dev python3 binutils file
+  libcmocka-dev python3 binutils file dnsmasq-base python3-aiosmtpd openssl
 )
 
 declare -a stage_names=() stage_secs=()

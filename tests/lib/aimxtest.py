@@ -64,6 +64,52 @@ ensure_debian_packages(*names)
     Returns if every package is installed (dpkg-query); else installs them
     with apt-get when root (apt-get update and retry if that fails), else
     raises RuntimeError naming them.
+
+SMTP servers
+------------
+class SmtpFaultPeer(script, listen=("127.0.0.1",))
+    Context manager running tests/peers/smtp_fault_peer.py (its docstring
+    documents the script and the records) with script (a dict) on a port
+    free on every listen address, recording to a temporary directory
+    removed on exit.  Raises RuntimeError with the peer's log if it does
+    not start within 10 s (e.g. a bad script).  .port, .host (the first
+    listen address), .server, .pid, .record_dir, .log() -> str,
+    .returncode (after exit),
+    .sessions() -> [session record dict, ...] sorted by "n",
+    .session(n) -> dict (KeyError if none),
+    .stats() -> {"sessions", "max_concurrent", "open"},
+    .wait_sessions(n, timeout=5.0, ended=True) -> sessions(): waits until
+        n sessions have ended (ended=False: have started),
+    .raw_data(session_n, txn=0) -> bytes: the data as on the wire
+        (dot-stuffed, without the final CRLF.CRLF),
+    .message_bytes(session_n, txn_index=0) -> bytes: the message the client
+        sent: raw_data un-dot-stuffed (one leading "." removed from every
+        CRLF-delimited line starting with "."), with the final line's CRLF
+        (which belongs to CRLF.CRLF on the wire) put back, so that it
+        compares equal to the canonical message and to what aiosmtpd
+        records; b"" for an empty message; for a transaction cut before its
+        dot ("complete": false), the un-stuffed octets received, nothing
+        added.
+unstuff(data) -> bytes         one leading "." removed from every
+    CRLF-delimited line of data that starts with "." (no CRLF added).
+dot_stuff(message) -> bytes    the reverse: "." doubled at line starts.
+
+class AiosmtpdSink(listen="127.0.0.1", data_size_limit=None, tls_cert=None,
+                   tls_key=None, hostname="sink.test", smtputf8=False)
+    Context manager running tests/peers/aiosmtpd_sink.py: Debian's aiosmtpd
+    (python3-aiosmtpd, installed by ensure_debian_packages if missing) on
+    loopback, recording every accepted message.  listen: an address or a
+    sequence of them.  data_size_limit None: no limit, no SIZE; N: SIZE N.
+    tls_cert/tls_key (PEM paths): STARTTLS offered, not required.  Raises
+    RuntimeError with the log if it does not start within 10 s.  .port,
+    .host, .server, .pid, .record_dir, .log() -> str, .returncode,
+    .messages() -> [(meta dict, bytes), ...] in order (meta: see the
+        sink's docstring; bytes: exactly envelope.original_content),
+    .wait_messages(n, timeout=5.0) -> messages(),
+    .stats() -> {"sessions", "open", "max_concurrent", "messages"}.
+Both stop their process by PID on exit (SIGTERM, SIGKILL after 5 s), also
+when the test failed; the wait_* methods raise RuntimeError with the log
+if the process died.
 """
 
 import collections
@@ -691,3 +737,276 @@ def ensure_debian_packages(*names):
         raise RuntimeError("apt-get could not install "
                            + " ".join(still or missing) + ":\n"
                            + p.stdout[-2000:] + p.stderr[-2000:])
+
+
+# -- SMTP servers --------------------------------------------------------
+
+SMTP_PEER_SCRIPT = os.path.normpath(os.path.join(HERE, "..", "peers",
+                                                 "smtp_fault_peer.py"))
+SINK_SCRIPT = os.path.normpath(os.path.join(HERE, "..", "peers",
+                                            "aiosmtpd_sink.py"))
+
+
+def unstuff(data):
+    """data with one leading '.' removed from every CRLF-delimited line
+    that starts with one (SMTP dot-stuffing undone)."""
+    return b"\r\n".join(line[1:] if line.startswith(b".") else line
+                         for line in data.split(b"\r\n"))
+
+
+def dot_stuff(message):
+    """message with every CRLF-delimited line starting with '.' given a
+    second '.' (what a client sends between DATA and CRLF.CRLF)."""
+    return b"\r\n".join(b"." + line if line.startswith(b".") else line
+                         for line in message.split(b"\r\n"))
+
+
+def _load_json(path):
+    """The JSON in path (written by tmp + rename); None if absent."""
+    for _ in range(50):
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            time.sleep(0.02)        # cannot happen with rename; be safe
+    raise RuntimeError(f"unreadable JSON file {path}")
+
+
+class _RecordingServer:
+    """A server process of ours: started on enter, stopped by PID on exit,
+    with a port file, a log and a record directory in a temporary
+    directory."""
+
+    NAME = "server"
+    PREFIX = "aimx-server-"
+
+    def __init__(self, listen):
+        if isinstance(listen, str):
+            listen = (listen,)
+        self.listen = tuple(listen)
+        self.host = self.listen[0]
+        self.dir = None
+        self.proc = None
+        self.port = None
+        self.returncode = None      # the exit status, once stopped
+        self.record_dir = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @property
+    def server(self):
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{h}:{self.port}"
+
+    def log(self):
+        return _read(self.log_path) if self.dir else ""
+
+    def argv(self):
+        raise NotImplementedError
+
+    def prepare(self):
+        """Write input files to self.dir before the process starts."""
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix=self.PREFIX)
+        self.port_file = os.path.join(self.dir, "port")
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.record_dir = os.path.join(self.dir, "record")
+        try:
+            os.mkdir(self.record_dir)
+            self.prepare()
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self):
+        argv = self.argv() + ["--port", "0", "--port-file", self.port_file,
+                              "--record", self.record_dir]
+        for a in self.listen:
+            argv += ["--listen", a]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log,
+                                         close_fds=True)
+        deadline = time.monotonic() + 10
+        while True:
+            if os.path.exists(self.port_file):
+                self.port = int(_read(self.port_file).strip())
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.NAME} exited with {self.proc.returncode}:\n"
+                    + self.log())
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.NAME} did not start in 10 s:\n"
+                                   + self.log())
+            time.sleep(0.02)
+
+    def _check_alive(self):
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"{self.NAME} died (exit status {self.proc.returncode}):\n"
+                + self.log())
+
+    def _records(self, prefix):
+        """The JSON records record_dir/<prefix><n>.json, sorted by n."""
+        out = []
+        if not self.record_dir:
+            return out
+        for name in os.listdir(self.record_dir):
+            if not (name.startswith(prefix) and name.endswith(".json")):
+                continue
+            num = name[len(prefix):-len(".json")]
+            if not num.isdigit():
+                continue
+            rec = _load_json(os.path.join(self.record_dir, name))
+            if rec is not None:
+                out.append(rec)
+        out.sort(key=lambda r: r["n"])
+        return out
+
+    def stats(self):
+        s = _load_json(os.path.join(self.record_dir, "stats.json"))
+        if s is None:
+            raise RuntimeError(f"{self.NAME}: no stats file:\n" + self.log())
+        return s
+
+    def __exit__(self, *exc):
+        try:
+            _stop(self.proc)
+            if self.proc is not None:
+                self.returncode = self.proc.returncode
+        finally:
+            if self.dir:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.dir = None
+        return False
+
+
+class SmtpFaultPeer(_RecordingServer):
+    """The suite's SMTP fault peer, started and stopped by the test."""
+
+    NAME = "smtp_fault_peer"
+    PREFIX = "aimx-smtppeer-"
+
+    def __init__(self, script, listen=("127.0.0.1",)):
+        super().__init__(listen)
+        self.script = script
+
+    def prepare(self):
+        self.script_path = os.path.join(self.dir, "script.json")
+        with open(self.script_path, "w") as f:
+            json.dump(self.script, f)
+
+    def argv(self):
+        return [PYTHON3, SMTP_PEER_SCRIPT, "--script", self.script_path]
+
+    def sessions(self):
+        """Every session record so far, sorted by n."""
+        return self._records("session-")
+
+    def session(self, n):
+        rec = _load_json(os.path.join(self.record_dir, f"session-{n}.json"))
+        if rec is None:
+            raise KeyError(f"no session {n}")
+        return rec
+
+    def wait_sessions(self, n, timeout=5.0, ended=True):
+        """Wait (bounded) until n sessions have ended (or, ended=False,
+        started); sessions() then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.sessions()
+            count = len([s for s in got if s["end"] is not None]
+                        if ended else got)
+            if count >= n:
+                return got
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{count} sessions {'ended' if ended else 'started'} "
+                    f"after {timeout} s, wanted {n}: {got}")
+            time.sleep(0.02)
+
+    def _txn(self, session_n, txn):
+        rec = self.session(session_n)
+        t = rec["transactions"][txn]
+        if t["data_file"] is None:
+            raise ValueError(f"session {session_n} transaction {txn} has "
+                             "no data")
+        return t
+
+    def raw_data(self, session_n, txn=0):
+        """The octets received after 354 up to, excluding, CRLF.CRLF."""
+        with open(self._txn(session_n, txn)["data_file"], "rb") as f:
+            return f.read()
+
+    def message_bytes(self, session_n, txn_index=0):
+        """The message as the client meant it (see the module docstring)."""
+        t = self._txn(session_n, txn_index)
+        raw = self.raw_data(session_n, txn_index)
+        if not t["complete"]:
+            return unstuff(raw)
+        return unstuff(raw) + b"\r\n" if raw else b""
+
+
+class AiosmtpdSink(_RecordingServer):
+    """Debian's aiosmtpd on loopback, recording every message."""
+
+    NAME = "aiosmtpd_sink"
+    PREFIX = "aimx-aiosmtpd-"
+
+    def __init__(self, listen="127.0.0.1", data_size_limit=None,
+                 tls_cert=None, tls_key=None, hostname="sink.test",
+                 smtputf8=False):
+        super().__init__(listen)
+        if bool(tls_cert) != bool(tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+        self.data_size_limit = data_size_limit
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
+        self.hostname = hostname
+        self.smtputf8 = smtputf8
+
+    def prepare(self):
+        ensure_debian_packages("python3-aiosmtpd")
+
+    def argv(self):
+        a = [PYTHON3, SINK_SCRIPT, "--hostname", self.hostname,
+             "--data-size-limit",
+             "none" if self.data_size_limit is None
+             else str(int(self.data_size_limit))]
+        if self.smtputf8:
+            a.append("--smtputf8")
+        if self.tls_cert:
+            a += ["--tls-cert", os.path.abspath(self.tls_cert),
+                  "--tls-key", os.path.abspath(self.tls_key)]
+        return a
+
+    def messages(self):
+        """[(meta, bytes), ...] for every recorded message, in order."""
+        out = []
+        for meta in self._records("msg-"):
+            with open(meta["eml"], "rb") as f:
+                out.append((meta, f.read()))
+        return out
+
+    def wait_messages(self, n, timeout=5.0):
+        """Wait (bounded) until n messages are recorded; messages()."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.messages()
+            if len(got) >= n:
+                return got
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{len(got)} messages after {timeout} s, wanted {n}:\n"
+                    + self.log()[-3000:])
+            time.sleep(0.02)

@@ -25,8 +25,10 @@
  *   assert_int_equal(fh.alloc_live, 0);
  *
  * Resolvers get aimx_fake_dns_sink_handle(&sink), transports
- * aimx_fake_msg_handle(&msg).  Only the DNS sink may be completed from
- * another thread (aimx_fake_dns_sink_wait()); the rest is single-threaded.
+ * aimx_fake_msg_handle(&msg).  Like the real host's, every service may be
+ * called from any thread (a resolver logs and completes lookups from its
+ * own); the test reads what was recorded after the plugin is done, or
+ * waits for a lookup with aimx_fake_dns_sink_wait().
  * Names starting with aimx_fake_i_ are internal.
  */
 #ifndef AIMX_FAKE_HOST_H
@@ -54,6 +56,23 @@ extern "C" {
 #define AIMX_FAKE_MAX_LOGS   64 /* log lines remembered */
 #define AIMX_FAKE_PATH_MAX   128
 #define AIMX_FAKE_TEXT_MAX   256
+
+/* One lock for everything the fake records: the services are thread-safe,
+ * as the SDK promises, without making tests link a thread library. */
+static int aimx_fake_i_lock_word;
+
+static inline void
+aimx_fake_i_lock(void)
+{
+    while (__atomic_exchange_n(&aimx_fake_i_lock_word, 1, __ATOMIC_ACQUIRE))
+        ;
+}
+
+static inline void
+aimx_fake_i_unlock(void)
+{
+    __atomic_store_n(&aimx_fake_i_lock_word, 0, __ATOMIC_RELEASE);
+}
 
 enum aimx_fake_cfg_type {
     AIMX_FAKE_T_STRING = 1, /* str; durations ("30s") and sizes ("25MB") too */
@@ -144,9 +163,11 @@ aimx_fake_i_vrecord(struct aimx_fake_host *fh, int level, const char *path,
     int err = level < 0, n = 0;
     char *t;
 
+    aimx_fake_i_lock();
     if (err ? fh->error_count >= AIMX_FAKE_MAX_ERRORS
             : fh->log_count >= AIMX_FAKE_MAX_LOGS) {
         fh->dropped++;
+        aimx_fake_i_unlock();
         return;
     }
     if (err) {
@@ -160,6 +181,7 @@ aimx_fake_i_vrecord(struct aimx_fake_host *fh, int level, const char *path,
         vsnprintf(t + n, AIMX_FAKE_TEXT_MAX - (size_t)n, fmt, ap);
     if (fh->echo_logs)
         fprintf(stderr, "[fake host] %s%s\n", err ? "config error: " : "", t);
+    aimx_fake_i_unlock();
 }
 
 AIMX_PRINTF(3, 0)
@@ -391,7 +413,8 @@ static inline void *
 aimx_fake_i_alloc(aimx_host *host, size_t size)
 {
     void *p = calloc(1, size ? size : 1);
-    aimx_fake_i_of(host)->alloc_live += p != NULL;
+    __atomic_add_fetch(&aimx_fake_i_of(host)->alloc_live, p != NULL,
+                       __ATOMIC_RELAXED);
     return p;
 }
 
@@ -399,14 +422,16 @@ static inline void *
 aimx_fake_i_realloc(aimx_host *host, void *ptr, size_t size)
 {
     void *p = realloc(ptr, size ? size : 1);
-    aimx_fake_i_of(host)->alloc_live += p != NULL && ptr == NULL;
+    __atomic_add_fetch(&aimx_fake_i_of(host)->alloc_live,
+                       p != NULL && ptr == NULL, __ATOMIC_RELAXED);
     return p;
 }
 
 static inline void
 aimx_fake_i_free(aimx_host *host, void *ptr)
 {
-    aimx_fake_i_of(host)->alloc_live -= ptr != NULL;
+    __atomic_sub_fetch(&aimx_fake_i_of(host)->alloc_live, ptr != NULL,
+                       __ATOMIC_RELAXED);
     free(ptr);
 }
 
@@ -477,18 +502,28 @@ aimx_fake_i_dns_add(aimx_dns_sink *sink, const aimx_dns_record *rec)
     struct aimx_fake_dns_sink *s = (struct aimx_fake_dns_sink *)(void *)sink;
     aimx_dns_record *r;
 
+    aimx_status st = AIMX_OK;
+
+    aimx_fake_i_lock();
     if (__atomic_load_n(&s->completed, __ATOMIC_ACQUIRE)) {
         s->late_adds++;
-        return AIMX_ERR_INVALID;
+        st = AIMX_ERR_INVALID;
+    } else if (s->fail_add != AIMX_OK || !rec ||
+               rec->struct_size < sizeof(uint32_t)) {
+        st = s->fail_add != AIMX_OK ? s->fail_add : AIMX_ERR_INVALID;
     }
-    if (s->fail_add != AIMX_OK || !rec || rec->struct_size < sizeof(uint32_t))
-        return s->fail_add != AIMX_OK ? s->fail_add : AIMX_ERR_INVALID;
-    if (s->record_count == s->record_cap) {
+    if (st == AIMX_OK && s->record_count == s->record_cap) {
         size_t cap = s->record_cap ? 2 * s->record_cap : 8;
         if (!(r = (aimx_dns_record *)realloc(s->records, cap * sizeof *r)))
-            return AIMX_ERR_NOMEM;
-        s->records = r;
-        s->record_cap = cap;
+            st = AIMX_ERR_NOMEM;
+        else {
+            s->records = r;
+            s->record_cap = cap;
+        }
+    }
+    if (st != AIMX_OK) {
+        aimx_fake_i_unlock();
+        return st;
     }
     r = &s->records[s->record_count++];
     memset(r, 0, sizeof *r);
@@ -501,6 +536,7 @@ aimx_fake_i_dns_add(aimx_dns_sink *sink, const aimx_dns_record *rec)
         r->target, r->target ? strlen(r->target) : 0);
     r->text = (const uint8_t *)aimx_fake_i_dup(r->text, r->text_len);
     r->rdata = (const uint8_t *)aimx_fake_i_dup(r->rdata, r->rdata_len);
+    aimx_fake_i_unlock();
     return AIMX_OK;
 }
 
@@ -509,8 +545,11 @@ aimx_fake_i_dns_complete(aimx_dns_sink *sink, const aimx_dns_completion *c)
 {
     struct aimx_fake_dns_sink *s = (struct aimx_fake_dns_sink *)(void *)sink;
 
-    if (s->completions++ > 0)
+    aimx_fake_i_lock();
+    if (s->completions++ > 0) {
+        aimx_fake_i_unlock();
         return; /* keep the first; the test sees completions > 1 */
+    }
     if (c)
         memcpy(&s->completion, c,
                c->struct_size < sizeof s->completion ? c->struct_size
@@ -529,6 +568,7 @@ aimx_fake_i_dns_complete(aimx_dns_sink *sink, const aimx_dns_completion *c)
     }
     /* Release: a thread that sees the flag also sees every record. */
     __atomic_store_n(&s->completed, 1, __ATOMIC_RELEASE);
+    aimx_fake_i_unlock();
 }
 
 /* Waits up to timeout_ms for the completion; 1 if it came. */
