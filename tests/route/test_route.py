@@ -321,6 +321,34 @@ class RouteE2E(unittest.TestCase):
         self.assertEqual(self.route("v4.test", expect=0)["mx"][0]["targets"],
                          ["127.0.0.2"])
 
+    # -- the policy is one swappable plugin ----------------------------
+
+    def test_swapped_policy_changes_routing(self):
+        # sdk/examples/policy-ipv6only, selected in the config: the same
+        # core now routes IPv6 only, with the example's own reason code.
+        examples = os.environ["AIMX_EXAMPLE_PLUGIN_DIR"]
+        path = os.path.join(self.tmp, "ipv6only.conf")
+        with open(path, "w") as f:
+            f.write('allow_private_targets = true;\n'
+                    f'plugin_dirs = [ "{PLUGINS}", "{examples}" ];\n'
+                    f'resolver: {{ plugin = "resolver-cares"; '
+                    f'servers = [ "{self.dnsmasq.server}" ]; }};\n'
+                    'policy: { plugin = "policy-ipv6only"; };\n')
+
+        def route(domain):
+            p = subprocess.run([AIMX, "--config", path, "route", "--json", domain],
+                               capture_output=True, text=True, timeout=60)
+            return p.returncode, json.loads(p.stdout)
+
+        code, obj = route("v4.test")
+        self.assertEqual(code, 69)
+        self.assertEqual(obj["mx"][0]["reason"], "no_ipv6")
+        code, obj = route("v6only.test")
+        self.assertEqual(code, 0)
+        self.assertEqual(obj["mx"][0]["targets"], ["::1"])
+        code, obj = route("dual.test")
+        self.assertEqual(obj["mx"][0]["targets"], ["::1"])
+
     # -- concurrency, proved by the server, not timed -------------------
 
     def test_address_lookups_overlap(self):
