@@ -361,8 +361,8 @@ print_structs(void)
     FIELD(aimx_rcpt_result, code);
     FIELD(aimx_rcpt_result, enhanced);
     FIELD(aimx_rcpt_result, reply);
-    FIELD(aimx_rcpt_result, reserved);
-    END(aimx_rcpt_result, reserved);
+    FIELD(aimx_rcpt_result, flags);
+    END(aimx_rcpt_result, flags);
 
     BEGIN(aimx_transport_result);
     FIELD(aimx_transport_result, struct_size);

@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.dont_write_bytecode = True      # no __pycache__ in the source tree
@@ -492,6 +493,11 @@ class FaultPeer(unittest.TestCase):
                 self.assertIsNone(s1["end"])
                 self.assertEqual(s1["replies"], [])
                 self.assertEqual(s2["end_reason"], "quit")
+                # The session record is written before the stats update:
+                # wait (bounded) for the stats to catch up.
+                deadline = time.monotonic() + 10
+                while p.stats()["open"] != 1 and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 self.assertEqual(p.stats(), {"sessions": 2,
                                              "max_concurrent": 2, "open": 1})
                 c1.sock.setblocking(False)

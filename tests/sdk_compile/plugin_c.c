@@ -73,8 +73,8 @@ demo_open(void *instance, const aimx_open_request *req, aimx_session **session,
 
     (void)session;
     if (req->addr_count > 0 && res->attempt_count < res->attempt_cap) {
+        /* The host set the element's struct_size; keep it. */
         a = AIMX_ATTEMPT_AT(res, res->attempt_count);
-        a->struct_size = (uint32_t)sizeof *a;
         a->outcome = AIMX_CONNECT_REFUSED;
         a->remote = req->addrs[0];
         a->start_us = d->api->monotonic_us(d->host);
@@ -106,7 +106,6 @@ demo_send(void *instance, aimx_session *session, const aimx_envelope *env,
     for (i = 0; i < env->rcpt_count && i < res->rcpt_count; i++) {
         aimx_rcpt_result *r = AIMX_RCPT_AT(res, i);
 
-        r->struct_size = (uint32_t)sizeof *r;
         r->result_class = AIMX_CLASS_OK;
         r->phase = AIMX_PHASE_DOT;
         r->code = 250;

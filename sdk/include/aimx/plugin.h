@@ -399,7 +399,8 @@ typedef struct aimx_rcpt_result {
     uint16_t code;         /* SMTP reply code, 0 when none */
     char enhanced[16];     /* "5.1.1" or "" */
     char reply[256];       /* the reply text, bounded */
-    uint16_t reserved;     /* zero; fills the tail padding */
+    uint16_t flags;        /* AIMX_RESULT_MAYBE_DELIVERED: this recipient's
+                              transaction was lost after the final dot */
 } aimx_rcpt_result;
 
 /*
