@@ -3,9 +3,9 @@
  * resolver and a small IPv4-only policy defined here: every policy and
  * resolver gets these rules for free, so they are tested without either
  * bundled plugin. */
-#include "dns_sink.h"
 #include "netaddr.h"
 #include "route.h"
+#include "scripted.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -20,146 +20,6 @@
 
 #include <cmocka.h>
 
-/* ---- a scripted resolver ------------------------------------------------
- * Answers from a table.  It holds every completion back until `hold`
- * lookups are outstanding (or a second has passed), then completes them
- * all from its own thread: the largest number in flight at once proves
- * the core issued them together. */
-
-struct answer {
-    const char *name; /* absolute */
-    uint16_t type;
-    uint32_t outcome;
-    const char *data[4]; /* MX: "10 mx.example", A/AAAA: address */
-};
-
-#define MAX_PENDING 64
-
-static const struct answer *script;
-static size_t script_len;
-static size_t hold;
-static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t fake_cond = PTHREAD_COND_INITIALIZER;
-static struct pending {
-    aimx_dns_sink *sink;
-    char name[260];
-    uint16_t type;
-} pending[MAX_PENDING];
-static size_t pending_count, max_outstanding, queries;
-static char asked[128][64];
-
-static void
-answer_one(const struct pending *p)
-{
-    aimx_dns_completion done = {sizeof done, AIMX_DNS_NXDOMAIN, 0,
-                                0,           "scripted",        NULL};
-    for (size_t i = 0; i < script_len; i++) {
-        const struct answer *a = &script[i];
-        if (strcasecmp(a->name, p->name) != 0 || a->type != p->type)
-            continue;
-        done.outcome = a->outcome;
-        for (size_t k = 0; k < 4 && a->data[k]; k++) {
-            aimx_dns_record rec;
-            char target[256];
-            memset(&rec, 0, sizeof rec);
-            rec.struct_size = sizeof rec;
-            rec.type = p->type;
-            if (p->type == AIMX_DNS_MX) {
-                unsigned pref;
-                sscanf(a->data[k], "%u %255s", &pref, target);
-                rec.preference = (uint16_t)pref;
-                rec.target = target;
-            } else {
-                aimx__addr_parse(a->data[k], &rec.address);
-            }
-            aimx__dns_sink_add(p->sink, &rec);
-        }
-        break;
-    }
-    aimx__dns_sink_complete(p->sink, &done);
-}
-
-static void *
-completer(void *arg)
-{
-    struct timespec until;
-
-    (void)arg;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 1;
-    pthread_mutex_lock(&fake_lock);
-    while (pending_count < hold &&
-           pthread_cond_timedwait(&fake_cond, &fake_lock, &until) == 0)
-        ;
-    size_t n = pending_count;
-    struct pending batch[MAX_PENDING];
-    memcpy(batch, pending, n * sizeof *batch);
-    pending_count = 0;
-    pthread_mutex_unlock(&fake_lock);
-    for (size_t i = 0; i < n; i++)
-        answer_one(&batch[i]);
-    return NULL;
-}
-
-static aimx_status
-fake_lookup(void *instance, const aimx_dns_query *q, aimx_dns_sink *sink)
-{
-    pthread_t t;
-
-    (void)instance;
-    pthread_mutex_lock(&fake_lock);
-    if (queries < 128)
-        snprintf(asked[queries], sizeof asked[0], "%u %s", q->type, q->name);
-    queries++;
-    assert_true(pending_count < MAX_PENDING);
-    pending[pending_count].sink = sink;
-    snprintf(pending[pending_count].name, sizeof pending[0].name, "%s",
-             q->name);
-    pending[pending_count].type = q->type;
-    pending_count++;
-    if (pending_count > max_outstanding)
-        max_outstanding = pending_count;
-    int first = pending_count == 1;
-    pthread_cond_broadcast(&fake_cond);
-    pthread_mutex_unlock(&fake_lock);
-    if (first) {
-        pthread_create(&t, NULL, completer, NULL);
-        pthread_detach(t);
-    }
-    return AIMX_OK;
-}
-
-/* ---- a small IPv4-only policy, with a switch to misbehave -------------- */
-
-static int policy_bad_index;
-
-static aimx_status
-fake_select(void *instance, const aimx_policy_input *in,
-            aimx_policy_output *out)
-{
-    (void)instance;
-    if (in->a_count > 0) {
-        out->verdict = AIMX_POLICY_USE;
-        for (size_t i = 0; i < in->a_count; i++)
-            out->targets[out->target_count++] = (uint32_t)i;
-        if (policy_bad_index)
-            out->targets[0] = (uint32_t)(in->a_count + in->aaaa_count + 3);
-        return AIMX_OK;
-    }
-    if (in->a_outcome != AIMX_DNS_NODATA &&
-        in->a_outcome != AIMX_DNS_NXDOMAIN && in->a_outcome != AIMX_DNS_OK) {
-        out->verdict = AIMX_POLICY_DEFER;
-        snprintf(out->reason, sizeof out->reason, "dns_a_failed");
-        snprintf(out->detail, sizeof out->detail, "A lookup failed.");
-        return AIMX_OK;
-    }
-    out->verdict = AIMX_POLICY_SKIP;
-    snprintf(out->reason, sizeof out->reason, "no_ipv4");
-    snprintf(out->detail, sizeof out->detail, "%s has no IPv4 address.",
-             in->mx_host);
-    return AIMX_OK;
-}
-
 static aimx_instance resolver, policy;
 static aimx_router router;
 
@@ -169,9 +29,9 @@ setup_router(void)
     memset(&resolver, 0, sizeof resolver);
     memset(&policy, 0, sizeof policy);
     snprintf(resolver.plugin.name, sizeof resolver.plugin.name, "scripted");
-    resolver.plugin.resolver.lookup = fake_lookup;
+    resolver.plugin.resolver.lookup = scripted_dns_lookup;
     snprintf(policy.plugin.name, sizeof policy.plugin.name, "ipv4-test");
-    policy.plugin.policy.select = fake_select;
+    policy.plugin.policy.select = scripted_policy_select;
     memset(&router, 0, sizeof router);
     router.resolver = &resolver;
     router.policy = &policy;
@@ -184,25 +44,10 @@ static void
 run(const struct answer *s, size_t n, size_t hold_for, aimx_route *r,
     const char *domain)
 {
-    script = s;
-    script_len = n;
-    hold = hold_for;
-    pending_count = max_outstanding = queries = 0;
+    scripted_dns_set(s, n, hold_for);
     memset(r, 0, sizeof *r);
     snprintf(r->domain, sizeof r->domain, "%s", domain);
     assert_int_equal(aimx__route_resolve(&router, r, 1), 0);
-}
-
-static int
-was_asked(uint16_t type, const char *name)
-{
-    char want[64];
-
-    snprintf(want, sizeof want, "%u %s", type, name);
-    for (size_t i = 0; i < queries && i < 128; i++)
-        if (strcmp(asked[i], want) == 0)
-            return 1;
-    return 0;
 }
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -237,7 +82,7 @@ two_mx_first_usable(void **state)
     assert_string_equal(r.hosts[1].reason, "no_ipv4");
     assert_int_equal(r.hosts[1].aaaa_count, 1);
     /* All four address lookups were in flight together. */
-    assert_int_equal(max_outstanding, 4);
+    assert_int_equal(scripted_dns_max_outstanding(), 4);
     aimx__route_free(&r, 1);
 }
 
@@ -260,13 +105,13 @@ null_mx_alone_and_beside_another(void **state)
     assert_string_equal(r.enhanced, "5.1.10");
     assert_non_null(
         strstr(r.detail, "does not accept mail (null MX, RFC 7505)"));
-    assert_int_equal(queries, 1); /* no address lookup at all */
+    assert_int_equal(scripted_dns_queries(), 1); /* no address lookup at all */
     aimx__route_free(&r, 1);
 
     run(beside, N(beside), 1, &r, "null.test");
     assert_int_equal(r.status, AIMX_ROUTE_PERMFAIL);
     assert_string_equal(r.reason, "null_mx");
-    assert_int_equal(queries, 1);
+    assert_int_equal(scripted_dns_queries(), 1);
     aimx__route_free(&r, 1);
 }
 
@@ -316,8 +161,8 @@ temporary_mx_failures_never_fall_back(void **state)
         run(s, N(s), 1, &r, "flaky.test");
         assert_int_equal(r.status, AIMX_ROUTE_TEMPFAIL);
         assert_string_equal(r.reason, "dns_temporary");
-        assert_false(was_asked(AIMX_DNS_A, "flaky.test."));
-        assert_int_equal(queries, 1);
+        assert_false(scripted_dns_was_asked(AIMX_DNS_A, "flaky.test."));
+        assert_int_equal(scripted_dns_queries(), 1);
         aimx__route_free(&r, 1);
     }
 }
@@ -343,7 +188,7 @@ bad_exchanges_are_skipped(void **state)
     assert_string_equal(r.hosts[1].reason, "bad_mx_name");
     assert_false(r.hosts[1].looked_up);
     assert_int_equal(r.hosts[2].verdict, AIMX_POLICY_USE);
-    assert_false(was_asked(AIMX_DNS_A, "127.0.0.1."));
+    assert_false(scripted_dns_was_asked(AIMX_DNS_A, "127.0.0.1."));
     aimx__route_free(&r, 1);
 }
 
@@ -428,9 +273,9 @@ policy_may_not_invent_addresses(void **state)
     aimx_route r;
 
     (void)state;
-    policy_bad_index = 1;
+    scripted_policy_bad_index = 1;
     run(s, N(s), 2, &r, "p.test");
-    policy_bad_index = 0;
+    scripted_policy_bad_index = 0;
     assert_int_equal(r.status, AIMX_ROUTE_TEMPFAIL);
     assert_string_equal(r.hosts[0].reason, "policy_error");
     assert_non_null(strstr(r.hosts[0].detail, "out of range"));
@@ -460,7 +305,7 @@ limits(void **state)
     router.max_addresses_per_host = 5;
     assert_int_equal(r.host_count, 2);
     assert_int_equal(r.hosts[0].target_count, 3);
-    assert_false(was_asked(AIMX_DNS_A, "c.big.test."));
+    assert_false(scripted_dns_was_asked(AIMX_DNS_A, "c.big.test."));
     aimx__route_free(&r, 1);
 }
 
@@ -487,20 +332,17 @@ ten_hosts_twenty_lookups_at_once(void **state)
     aimx_route r[3];
 
     (void)state;
-    script = s;
-    script_len = N(s);
     /* The resolver answers nothing until 20 lookups wait: the three MX
      * lookups are released by its one-second cap, the twenty address
      * lookups only if the core has them all in flight at once. */
-    hold = 20;
-    pending_count = max_outstanding = queries = 0;
+    scripted_dns_set(s, N(s), 20);
     memset(r, 0, sizeof r);
     snprintf(r[0].domain, sizeof r[0].domain, "many.test");
     snprintf(r[1].domain, sizeof r[1].domain, "more.test");
     snprintf(r[2].domain, sizeof r[2].domain, "last.test");
     assert_int_equal(aimx__route_resolve(&router, r, 3), 0);
-    assert_int_equal(queries, 3 + 20);
-    assert_int_equal(max_outstanding, 20);
+    assert_int_equal(scripted_dns_queries(), 3 + 20);
+    assert_int_equal(scripted_dns_max_outstanding(), 20);
     for (size_t i = 0; i < 3; i++)
         assert_int_equal(r[i].host_count, i == 2 ? 2 : 4);
     aimx__route_free(r, 3);
