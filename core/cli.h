@@ -6,6 +6,14 @@
 #include "config.h"
 #include "diag.h"
 
+#include <getopt.h>
+
+/* One option of the command's own, as getopt_long() returned it. */
+typedef struct aimx_cli_opt {
+    int id;          /* the option's val */
+    const char *arg; /* its value, or NULL */
+} aimx_cli_opt;
+
 typedef struct aimx_cli {
     const char *config_path; /* --config, else AIMX_CONFIG, else NULL */
     int config_explicit;
@@ -13,6 +21,8 @@ typedef struct aimx_cli {
     int help;
     char **args; /* operands after the command word(s) */
     int arg_count;
+    aimx_cli_opt *opts; /* the command's own options, in order */
+    int opt_count;
 } aimx_cli;
 
 /* Prints the error on stderr (and as the JSON error object with --json);
@@ -28,5 +38,10 @@ int aimx__cli_load_config(const aimx_cli *cli, aimx_config *c);
 int aimx__cmd_plugins(const aimx_cli *cli);
 int aimx__cmd_config_check(const aimx_cli *cli);
 int aimx__cmd_route(const aimx_cli *cli);
+int aimx__cmd_send(const aimx_cli *cli);
+
+/* The options of 'aimx send' (parsed by main with the global ones). */
+extern const struct option aimx__send_options[];
+#define AIMX_SEND_SHORTOPTS "t"
 
 #endif

@@ -20,6 +20,7 @@
 #ifndef AIMX_DEFAULT_PLUGIN_DIR
 #define AIMX_DEFAULT_PLUGIN_DIR "/usr/lib/aimx/plugins"
 #endif
+#define AIMX_DEFAULT_SPOOL_DIR "/var/tmp"
 
 enum key_type { KEY_STRING, KEY_BOOL, KEY_STRING_LIST, KEY_GROUP, KEY_INT };
 
@@ -46,6 +47,7 @@ static const struct key_spec top_keys[] = {
     KEY("allow_private_targets", KEY_BOOL),
     {"max_addresses_per_host", KEY_INT, 1, 64},
     {"max_mx_hosts", KEY_INT, 1, 100},
+    KEY("spool_dir", KEY_STRING),
 };
 
 static const struct key_spec dkim_keys[] = {
@@ -77,6 +79,9 @@ static size_t edit_distance(const char *a, const char *b);
 static int add_plugin_dir(aimx_config *c, const char *dir);
 static char *default_domain(void);
 static void apply_top_level(aimx_config *c, aimx_diag *d);
+static void apply_dkim(aimx_config *c, config_setting_t *group, aimx_diag *d);
+static char *absolute_path(aimx_config *c, config_setting_t *s,
+                           const char *name, aimx_diag *d);
 
 const char *
 aimx__slot_name(int slot)
@@ -644,10 +649,81 @@ apply_top_level(aimx_config *c, aimx_diag *d)
         c->slot_plugin[slot] = strdup(name);
     }
 
+    s = config_setting_get_member(root, "spool_dir");
+    if (s != NULL && type_matches(s, KEY_STRING))
+        c->spool_dir = absolute_path(c, s, "spool_dir", d);
+    if (c->spool_dir == NULL)
+        c->spool_dir = strdup(AIMX_DEFAULT_SPOOL_DIR);
+
     s = config_setting_get_member(root, "dkim");
-    if (s != NULL && config_setting_is_group(s))
+    if (s != NULL && config_setting_is_group(s)) {
         check_keys(c, s, "dkim", dkim_keys,
                    sizeof dkim_keys / sizeof dkim_keys[0], d);
+        apply_dkim(c, s, d);
+    }
+}
+
+/* A string setting that must name an absolute path (a relative one would
+ * depend on the directory aimx happens to be started from).  Returns a
+ * copy, or NULL after reporting. */
+static char *
+absolute_path(aimx_config *c, config_setting_t *s, const char *name,
+              aimx_diag *d)
+{
+    char where[PATH_MAX + 32];
+    const char *v = config_setting_get_string(s);
+
+    if (v[0] == '/')
+        return strdup(v);
+    aimx__config_where(c, s, where, sizeof where);
+    aimx__diag_add(d, "%s: '%s' = \"%s\" is not an absolute path", where, name,
+                   v);
+    return NULL;
+}
+
+/* The group's presence turns signing on, so what signing needs must be
+ * there: a missing selector is found here, not when the first message is
+ * refused. */
+static void
+apply_dkim(aimx_config *c, config_setting_t *group, aimx_diag *d)
+{
+    char where[PATH_MAX + 32];
+    config_setting_t *s;
+
+    c->dkim = 1;
+    aimx__config_where(c, group, where, sizeof where);
+    s = config_setting_get_member(group, "selector");
+    if (s == NULL) {
+        aimx__diag_add(d,
+                       "%s: group 'dkim' needs 'selector' (the DKIM selector, "
+                       "s=, as published in DNS at "
+                       "<selector>._domainkey.<domain>)",
+                       where);
+    } else if (type_matches(s, KEY_STRING)) {
+        const char *v = config_setting_get_string(s);
+        if (!aimx__valid_hostname(v) || strlen(v) > 63) {
+            aimx__config_where(c, s, where, sizeof where);
+            aimx__diag_add(d,
+                           "%s: 'selector' = \"%s\" in group 'dkim' is not "
+                           "a valid selector (letters, digits and '-' in "
+                           "dot-separated labels)",
+                           where, v);
+        } else {
+            c->dkim_selector = strdup(v);
+        }
+    }
+    aimx__config_where(c, group, where, sizeof where);
+    s = config_setting_get_member(group, "key_file");
+    if (s == NULL)
+        aimx__diag_add(d,
+                       "%s: group 'dkim' needs 'key_file' (the path of the "
+                       "PEM private key used for signing)",
+                       where);
+    else if (type_matches(s, KEY_STRING))
+        c->dkim_key_file = absolute_path(c, s, "key_file", d);
+    s = config_setting_get_member(group, "public_key_file");
+    if (s != NULL && type_matches(s, KEY_STRING))
+        c->dkim_public_key_file = absolute_path(c, s, "public_key_file", d);
 }
 
 int
@@ -702,6 +778,10 @@ aimx__config_free(aimx_config *c)
     free(c->plugin_dirs);
     for (int i = 0; i < AIMX_SLOT_COUNT; i++)
         free(c->slot_plugin[i]);
+    free(c->spool_dir);
+    free(c->dkim_selector);
+    free(c->dkim_key_file);
+    free(c->dkim_public_key_file);
     memset(c, 0, sizeof *c);
 }
 

@@ -32,6 +32,11 @@ typedef struct aimx_config {
     int syslog_facility;                           /* LOG_* */
     char *slot_plugin[AIMX_SLOT_COUNT];            /* plugin name per slot */
     config_setting_t *slot_group[AIMX_SLOT_COUNT]; /* NULL when absent */
+    char *spool_dir;            /* where unnamed spool files are made */
+    int dkim;                   /* the dkim group is present: sign */
+    char *dkim_selector;        /* s=; set when dkim */
+    char *dkim_key_file;        /* absolute; set when dkim */
+    char *dkim_public_key_file; /* absolute, or NULL */
 } aimx_config;
 
 const char *aimx__slot_name(int slot);

@@ -26,6 +26,7 @@ struct command {
     const char *help;
 };
 
+static const char *command_word(int argc, char **argv);
 static void print_main_help(FILE *out);
 static void print_command_help(const struct command *cmd, FILE *out);
 static int usage_error(const aimx_cli *cli, const char *fmt, ...)
@@ -86,9 +87,66 @@ static const struct command commands[] = {
         "\n"
         "Exit: 0 when everything is valid; 78 otherwise.\n",
     },
+    {
+        "send",
+        NULL,
+        aimx__cmd_send,
+        "aimx send --from ADDR --to ADDR... [options] --dry-run [--json]\n"
+        "       aimx send --raw FILE|- [--from ADDR] [--to ADDR...] [-t] "
+        "--dry-run",
+        "compose or take a message, check and sign it (--dry-run)",
+        "Composes a message from the options below, or takes an existing one\n"
+        "with --raw, checks it, writes it once into an unnamed spool file in\n"
+        "canonical form (CRLF) and signs it with DKIM when the dkim group is\n"
+        "configured.  --dry-run prints the message exactly as it would be\n"
+        "sent (the envelope goes to stderr; with --json both are one\n"
+        "object) and sends nothing.  Delivery itself is not in this build.\n"
+        "\n"
+        "Compose:\n"
+        "  --from ADDR          the author and envelope sender (required)\n"
+        "  --to ADDR            a recipient; repeat it, or give a\n"
+        "                       comma-separated list (also --cc, --bcc)\n"
+        "  --cc ADDR, --bcc ADDR  Bcc recipients never appear in the message\n"
+        "  --reply-to ADDR      where replies should go\n"
+        "  --subject TEXT       encoded (RFC 2047) when not ASCII\n"
+        "  --in-reply-to ID     the message this one answers\n"
+        "  --references ID      the thread; repeatable (default: the\n"
+        "                       --in-reply-to ID)\n"
+        "  --message-id ID      keep this Message-ID (so a retry can be\n"
+        "                       de-duplicated); default: a new one on domain\n"
+        "  --header 'Name: value'  another header field; repeatable\n"
+        "  --attach FILE        attach a file (base64); repeatable\n"
+        "  --body TEXT | --body-file FILE  the text; default: stdin\n"
+        "Raw:\n"
+        "  --raw FILE|-         send this RFC 5322 message as it is (plus\n"
+        "                       the DKIM-Signature); Bcc fields are removed\n"
+        "  --from ADDR          envelope sender (default: From's address)\n"
+        "  --to ADDR            envelope recipients; repeatable\n"
+        "  -t                   also send to the To, Cc and Bcc addresses\n"
+        "Both:\n"
+        "  --dry-run            do everything but deliver; print the result\n"
+        "\n"
+        "Exit: 0 dry run done; 64 usage (and, for now, any send without\n"
+        "--dry-run); 65 bad address, header or message; 66 an input file\n"
+        "cannot be read; 73/75 the spool cannot be written; 78\n"
+        "configuration or DKIM key.\n",
+    },
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+/* Commands with options of their own: main parses them together with the
+ * global ones, anywhere on the line, and hands them over in cli.opts. */
+static const struct {
+    const char *name;
+    const struct option *options;
+    const char *shortopts;
+} command_options[] = {
+    {"send", aimx__send_options, AIMX_SEND_SHORTOPTS},
+};
+
+/* A root for LeakSanitizer: the commands' options live until exit. */
+static aimx_cli_opt *own_opts;
 
 int
 aimx__fail(const aimx_cli *cli, int code, const char *fmt, ...)
@@ -170,6 +228,29 @@ print_command_help(const struct command *cmd, FILE *out)
     fprintf(out, "Usage: %s\n\n%s\n%s", cmd->usage, cmd->help, common_options);
 }
 
+/* The first operand, found before getopt runs so that a command's own
+ * options can join the global ones. */
+static const char *
+command_word(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            return i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-' || a[1] == '\0')
+            return a;
+        if (strcmp(a, "--config") == 0) {
+            i++;
+        } else if (a[1] != '-') {
+            /* A cluster like -vc FILE: c takes the rest or the next. */
+            const char *c = strchr(a + 1, 'c');
+            if (c != NULL && c[1] == '\0')
+                i++;
+        }
+    }
+    return NULL;
+}
+
 static int
 usage_error(const aimx_cli *cli, const char *fmt, ...)
 {
@@ -198,14 +279,38 @@ main(int argc, char **argv)
     int verbose = 0, quiet = 0, version = 0, opt;
     const struct command *cmd = NULL;
     int first;
+    const char *word = command_word(argc, argv);
+    struct option merged[64];
+    char shortopts[64] = ":c:vqhV";
+    const struct option *own = NULL;
+    size_t n_merged = 0;
 
     /* --json must be known before any error is printed. */
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
         if (strcmp(argv[i], "--json") == 0)
             cli.json = 1;
 
+    for (; options[n_merged].name != NULL; n_merged++)
+        merged[n_merged] = options[n_merged];
+    for (size_t i = 0;
+         word != NULL && i < sizeof command_options / sizeof command_options[0];
+         i++) {
+        if (strcmp(word, command_options[i].name) != 0)
+            continue;
+        own = command_options[i].options;
+        for (size_t k = 0; own[k].name != NULL && n_merged + 1 < 64; k++)
+            merged[n_merged++] = own[k];
+        strncat(shortopts, command_options[i].shortopts,
+                sizeof shortopts - strlen(shortopts) - 1);
+        own_opts = calloc((size_t)argc, sizeof *own_opts);
+        if (own_opts == NULL)
+            return aimx__fail(&cli, AIMX_EXIT_SOFTWARE, "out of memory");
+        cli.opts = own_opts;
+    }
+    memset(&merged[n_merged], 0, sizeof merged[n_merged]);
+
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":c:vqhV", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, shortopts, merged, NULL)) != -1) {
         switch (opt) {
         case 'c':
             cli.config_path = optarg;
@@ -230,6 +335,12 @@ main(int argc, char **argv)
             return usage_error(&cli, "option '%s' needs a value",
                                argv[optind - 1]);
         default:
+            if (opt != '?' && own != NULL) {
+                cli.opts[cli.opt_count].id = opt;
+                cli.opts[cli.opt_count].arg = optarg;
+                cli.opt_count++;
+                break;
+            }
             if (optopt != 0)
                 return usage_error(&cli, "unknown option '-%c'", optopt);
             return usage_error(&cli, "unknown option '%s'", argv[optind - 1]);

@@ -24,6 +24,7 @@ packages=(
   build-essential cmake pkg-config clang clang-format
   libltdl-dev libconfig-dev libc-ares-dev libssl-dev libidn2-dev
   libcmocka-dev python3 binutils file dnsmasq-base python3-aiosmtpd openssl
+  python3-dkim
   libclang-rt-14-dev
 )
 

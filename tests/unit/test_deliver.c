@@ -215,7 +215,8 @@ bench(const struct answer *dns, size_t ndns, const struct server *srv,
     transport.plugin.transport.send = t_send;
     transport.plugin.transport.close = t_close;
     scripted_dns_set(dns, ndns, 1);
-    memcpy(servers, srv, nsrv * sizeof *srv);
+    if (nsrv > 0)
+        memcpy(servers, srv, nsrv * sizeof *srv);
     server_count = nsrv;
     hold_sessions = hold;
     open_now = max_open = 0;
