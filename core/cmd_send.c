@@ -13,7 +13,9 @@
 #include "json.h"
 #include "log.h"
 #include "message.h"
+#include "send_deliver.h"
 #include "spool.h"
+#include "units.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +45,7 @@ enum send_opt {
     OPT_BODY_FILE,
     OPT_RAW,
     OPT_DRY_RUN,
+    OPT_DEADLINE,
     OPT_EXTRACT = 't'
 };
 
@@ -62,6 +65,7 @@ const struct option aimx__send_options[] = {
     {"body-file", required_argument, NULL, OPT_BODY_FILE},
     {"raw", required_argument, NULL, OPT_RAW},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"deadline", required_argument, NULL, OPT_DEADLINE},
     {NULL, 0, NULL, 0},
 };
 
@@ -99,6 +103,7 @@ struct send {
     const char *raw;
     int extract;
     int dry_run;
+    uint64_t deadline_us; /* --deadline, 0: none */
     char **headers;
     size_t header_count;
     const char **attach;
@@ -141,6 +146,7 @@ static int spool_raw(struct send *s);
 static int envelope(struct send *s);
 static int sign(struct send *s);
 static int print_dry_run(struct send *s);
+static int deliver(struct send *s);
 static void json_message(FILE *out, aimx_msg *m, int utf8);
 static void cleanup(struct send *s);
 
@@ -329,6 +335,15 @@ collect_options(struct send *s)
             break;
         case OPT_DRY_RUN:
             s->dry_run = 1;
+            break;
+        case OPT_DEADLINE:
+            if (aimx__parse_duration(arg, &s->deadline_us) != 0 ||
+                s->deadline_us == 0)
+                return aimx__fail(cli, AIMX_EXIT_USAGE,
+                                  "--deadline '%s' is not a duration (a whole "
+                                  "number and a unit: ms, s, m or h, as in "
+                                  "\"30s\")",
+                                  arg);
             break;
         case OPT_EXTRACT:
             s->extract = 1;
@@ -836,6 +851,41 @@ cleanup(struct send *s)
         aimx__config_free(&s->config);
 }
 
+/* The signed message, out to every recipient's MX. */
+static int
+deliver(struct send *s)
+{
+    aimx_send_job job;
+    const char **rcpts = calloc(s->rcpts.n ? s->rcpts.n : 1, sizeof *rcpts);
+    const char *msgid = s->message_id[0]
+                            ? s->message_id
+                            : aimx__spool_value(&s->spool, AIMX_F_MESSAGE_ID);
+    int rc;
+
+    if (rcpts == NULL)
+        return aimx__fail(s->cli, AIMX_EXIT_SOFTWARE, "out of memory");
+    for (size_t i = 0; i < s->rcpts.n; i++)
+        rcpts[i] = s->rcpts.v[i].addr;
+    while (msgid != NULL && (*msgid == ' ' || *msgid == '\t'))
+        msgid++;
+    memset(&job, 0, sizeof job);
+    job.cli = s->cli;
+    job.config = &s->config;
+    job.sender = s->sender;
+    job.rcpts = rcpts;
+    job.rcpt_count = s->rcpts.n;
+    job.spool_fd = s->spool.fd;
+    job.size = s->spool.size;
+    job.env_flags =
+        (s->spool.eightbit ? AIMX_ENV_8BIT : 0) |
+        (s->utf8_envelope || s->spool.header_8bit ? AIMX_ENV_SMTPUTF8 : 0);
+    job.message_id = msgid;
+    job.deadline_us = s->deadline_us;
+    rc = aimx__send_deliver(&job);
+    free(rcpts);
+    return rc;
+}
+
 int
 aimx__cmd_send(const aimx_cli *cli)
 {
@@ -893,14 +943,6 @@ aimx__cmd_send(const aimx_cli *cli)
     } else if ((rc = check_compose(&s)) != 0) {
         goto out;
     }
-    if (!s.dry_run) {
-        rc = aimx__fail(cli, AIMX_EXIT_USAGE,
-                        "delivery is not available in this build of aimx yet "
-                        "(it comes with the delivery engine); use --dry-run "
-                        "to compose, check and sign the message");
-        goto out;
-    }
-
     if ((rc = aimx__cli_load_config(cli, &s.config)) != 0)
         goto out;
     s.have_config = 1;
@@ -989,7 +1031,7 @@ aimx__cmd_send(const aimx_cli *cli)
     }
     if ((rc = envelope(&s)) != 0 || (rc = sign(&s)) != 0)
         goto out;
-    rc = print_dry_run(&s);
+    rc = s.dry_run ? print_dry_run(&s) : deliver(&s);
 out:
     cleanup(&s);
     return rc;

@@ -47,6 +47,8 @@ static const struct key_spec top_keys[] = {
     KEY("allow_private_targets", KEY_BOOL),
     {"max_addresses_per_host", KEY_INT, 1, 64},
     {"max_mx_hosts", KEY_INT, 1, 100},
+    {"max_parallel", KEY_INT, 1, 1000},
+    {"max_per_destination", KEY_INT, 1, 100},
     KEY("spool_dir", KEY_STRING),
 };
 
@@ -601,6 +603,14 @@ apply_top_level(aimx_config *c, aimx_diag *d)
     s = config_setting_get_member(root, "max_addresses_per_host");
     if (s != NULL && type_matches(s, KEY_INT))
         c->max_addresses_per_host = config_setting_get_int(s);
+    c->max_parallel = 8;
+    s = config_setting_get_member(root, "max_parallel");
+    if (s != NULL && type_matches(s, KEY_INT))
+        c->max_parallel = config_setting_get_int(s);
+    c->max_per_destination = 2;
+    s = config_setting_get_member(root, "max_per_destination");
+    if (s != NULL && type_matches(s, KEY_INT))
+        c->max_per_destination = config_setting_get_int(s);
     c->max_mx_hosts = 10;
     s = config_setting_get_member(root, "max_mx_hosts");
     if (s != NULL && type_matches(s, KEY_INT))

@@ -26,7 +26,9 @@ typedef struct aimx_config {
     int allow_private_targets; /* connect to non-global addresses too */
     int max_addresses_per_host;
     int max_mx_hosts;
-    char **plugin_dirs; /* AIMX_PLUGIN_PATH entries first */
+    int max_parallel;        /* delivery sessions at once */
+    int max_per_destination; /* ... to one MX host name */
+    char **plugin_dirs;      /* AIMX_PLUGIN_PATH entries first */
     size_t plugin_dir_count;
     int syslog;
     int syslog_facility;                           /* LOG_* */

@@ -98,6 +98,20 @@ aimx__vlog(int level, const char *source, const char *fmt, va_list ap)
 }
 
 void
+aimx__syslog_only(int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!use_syslog)
+        return;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&log_lock);
+    vsyslog(level, fmt, ap);
+    pthread_mutex_unlock(&log_lock);
+    va_end(ap);
+}
+
+void
 aimx__log(int level, const char *source, const char *fmt, ...)
 {
     va_list ap;

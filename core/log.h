@@ -13,6 +13,11 @@ void aimx__log_open_syslog(int facility);
 /* Maps "mail", "daemon", "user", "local0".."local7" to LOG_*; -1 if unknown. */
 int aimx__log_facility_from_name(const char *name);
 
+/* A line for syslog only (when syslog = true), such as the one-line
+ * summary of each recipient's fate. */
+void aimx__syslog_only(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* source: NULL for the core, or a plugin's name. */
 void aimx__log(int level, const char *source, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -176,7 +176,7 @@ keep_value(aimx_spool *s, const char *data, size_t len)
 static int
 kept(const aimx_spool *s, int field)
 {
-    return field == AIMX_F_FROM ||
+    return field == AIMX_F_FROM || field == AIMX_F_MESSAGE_ID ||
            ((s->flags & AIMX_SPOOL_COLLECT_RCPT) &&
             (field == AIMX_F_TO || field == AIMX_F_CC || field == AIMX_F_BCC));
 }

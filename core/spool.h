@@ -90,7 +90,8 @@ void aimx__spool_sink(void *arg, const char *data, size_t len);
 /* The end of the input: the last line, the checks, the body hash. */
 int aimx__spool_finish(aimx_spool *s);
 
-/* The unfolded value of a kept field (From always; To, Cc and Bcc with
+/* The unfolded value of a kept field (From and Message-ID always; To, Cc
+ * and Bcc with
  * AIMX_SPOOL_COLLECT_RCPT), every instance joined by ", "; NULL when the
  * message has none. */
 const char *aimx__spool_value(const aimx_spool *s, int field);

@@ -25,7 +25,11 @@ packages=(
   libltdl-dev libconfig-dev libc-ares-dev libssl-dev libidn2-dev
   libcmocka-dev python3 binutils file dnsmasq-base python3-aiosmtpd openssl
   python3-dkim
-  libclang-rt-14-dev
+  libclang-rt-14-dev time
+  # transport-smtp's tests: python3-cryptography makes their certificates;
+  # iproute2 (`ip netns`) and nftables (`nft`, whose service is not enabled
+  # on install) build the Happy Eyeballs network namespace.
+  python3-cryptography iproute2 nftables
 )
 
 declare -a stage_names=() stage_secs=()

@@ -703,10 +703,13 @@ class BadInput(Base):
         self.assertEqual(code, 65)
         self.assertIn("is not UTF-8 text: line 2", err)
 
-    def test_delivery_not_in_this_build(self):
+    def test_send_needs_its_plugins(self):
+        # This config names plugins that do not exist: a real send needs
+        # all three and says which is missing, before sending anything.
         code, out, err = self.run_aimx("send", *COMPOSE, "--body", "x")
-        self.assertEqual(code, 64)
-        self.assertIn("use --dry-run", err)
+        self.assertEqual(code, 78)
+        self.assertIn("transport plugin", err)
+        self.assertIn("not found", err)
 
 
 class Spool(Base):
