@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The settings of transport-smtp's config group: port, helo_name,
- * max_recipients and the timeouts group.
+ * max_recipients, the timeouts group, tls and ca_file,
+ * connection_attempt_delay, bind_ipv4 and bind_ipv6.
  */
 #ifndef SMTP_CONFIG_H
 #define SMTP_CONFIG_H

@@ -52,61 +52,95 @@ smtp_conn_init(struct smtp_conn *c, int abort_fd, const atomic_int *aborted,
 }
 
 int
-smtp_conn_connect(struct smtp_conn *c, const aimx_addr *addr, uint16_t port,
-                  uint64_t deadline_us)
+smtp_sock_start(const aimx_addr *addr, uint16_t port, const aimx_addr *source,
+                int *done, int *err, int *bind_failed)
 {
-    struct sockaddr_storage ss, local;
-    socklen_t len, llen = sizeof local;
-    int fd, one = 1, soerr = 0, st = SMTP_IO_OK;
+    struct sockaddr_storage ss, src;
+    socklen_t len, slen;
+    int fd, one = 1;
 
-    smtp_conn_close(c);
-    c->eof = 0;
-    c->rpos = c->rlen = 0;
-    c->remote = *addr;
-    c->remote_port = port;
-    memset(&c->local, 0, sizeof c->local);
-    c->local_port = 0;
-    if (is_aborted(c))
-        return SMTP_IO_ABORTED;
+    *done = 0;
+    *err = 0;
+    *bind_failed = 0;
     if (!to_sockaddr(addr, port, &ss, &len)) {
-        c->sys_errno = EAFNOSUPPORT;
-        return SMTP_IO_ERROR;
+        *err = EAFNOSUPPORT;
+        return -1;
     }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                 IPPROTO_TCP);
     if (fd < 0) {
-        c->sys_errno = errno;
-        return SMTP_IO_ERROR;
+        *err = errno;
+        return -1;
     }
     /* Commands and data blocks go out whole, one write each: nothing is
      * gained by Nagle, and the final dot must not wait for the ACK of the
      * previous segment (a delayed ACK costs ~40 ms on Linux). */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->fd = fd;
-    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
-        if (errno != EINPROGRESS && errno != EINTR) {
-            c->sys_errno = errno;
-            st = SMTP_IO_ERROR;
-        } else {
-            st = smtp_conn_wait(c, POLLOUT, deadline_us, NULL);
-            len = sizeof soerr;
-            if (st == SMTP_IO_OK &&
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
-                soerr = errno;
-            if (st == SMTP_IO_OK && soerr != 0) {
-                c->sys_errno = soerr;
-                st = SMTP_IO_ERROR;
-            }
+    if (source && source->family == addr->family &&
+        to_sockaddr(source, 0, &src, &slen)) {
+        /* The address SPF and PTR name.  The port is left to connect():
+         * bind() alone would reserve one port per connection across
+         * every destination and run out under load. */
+#ifdef IP_BIND_ADDRESS_NO_PORT
+        (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                         sizeof one);
+#endif
+        if (bind(fd, (struct sockaddr *)&src, slen) != 0) {
+            *err = errno;
+            *bind_failed = 1;
+            close(fd);
+            return -1;
         }
     }
-    /* A failed attempt may have been bound too: report where from. */
-    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
-        from_sockaddr(&local, &c->local, &c->local_port);
-    if (c->local_port == 0) /* never bound: "family 0" says so */
-        memset(&c->local, 0, sizeof c->local);
-    if (st != SMTP_IO_OK)
-        smtp_conn_close(c);
-    return st;
+    if (connect(fd, (struct sockaddr *)&ss, len) == 0) {
+        *done = 1;
+    } else if (errno != EINPROGRESS && errno != EINTR) {
+        /* EINTR: the connect goes on in the background, like
+         * EINPROGRESS (POSIX). */
+        *err = errno;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+smtp_sock_error(int fd)
+{
+    socklen_t len;
+    int soerr = 0;
+
+    len = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+        return errno;
+    return soerr;
+}
+
+void
+smtp_sock_local(int fd, aimx_addr *addr, uint16_t *port)
+{
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof local;
+
+    memset(addr, 0, sizeof *addr);
+    *port = 0;
+    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+        from_sockaddr(&local, addr, port);
+    if (*port == 0) /* never bound: "family 0" says so */
+        memset(addr, 0, sizeof *addr);
+}
+
+void
+smtp_conn_adopt(struct smtp_conn *c, int fd, const aimx_addr *remote,
+                uint16_t port)
+{
+    smtp_conn_close(c);
+    c->fd = fd;
+    c->eof = 0;
+    c->rpos = c->rlen = 0;
+    c->remote = *remote;
+    c->remote_port = port;
+    smtp_sock_local(fd, &c->local, &c->local_port);
 }
 
 int
@@ -319,13 +353,22 @@ smtp_conn_close(struct smtp_conn *c)
 void
 smtp_addr_format(const aimx_addr *addr, uint16_t port, char *buf, size_t size)
 {
+    char text[INET6_ADDRSTRLEN];
+
+    smtp_addr_text(addr, text, sizeof text);
+    snprintf(buf, size, "[%s]:%u", text, (unsigned)port);
+}
+
+void
+smtp_addr_text(const aimx_addr *addr, char *buf, size_t size)
+{
     char text[INET6_ADDRSTRLEN] = "?";
 
     if (addr->family == AIMX_AF_INET)
         inet_ntop(AF_INET, addr->bytes, text, sizeof text);
     else if (addr->family == AIMX_AF_INET6)
         inet_ntop(AF_INET6, addr->bytes, text, sizeof text);
-    snprintf(buf, size, "[%s]:%u", text, (unsigned)port);
+    snprintf(buf, size, "%s", text);
 }
 
 static long

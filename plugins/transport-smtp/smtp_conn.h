@@ -5,10 +5,12 @@
  * a write buffer flushed as a whole, and waits bounded by an absolute
  * deadline and cut short by the instance's abort descriptor.
  *
- * The octets go through a "layer" (struct smtp_layer): plain TCP here.  A
- * TLS layer (part 2, STARTTLS) implements the same three functions over the
- * same socket and is swapped in with smtp_conn_set_layer() after the 220
- * reply to STARTTLS; nothing above this file changes.
+ * The octets go through a "layer" (struct smtp_layer): plain TCP here.  The
+ * TLS layer (smtp_tls.c) implements the same functions over the same
+ * socket and is swapped in with smtp_conn_set_layer() after the 220 reply
+ * to STARTTLS; nothing above this file changes.  Connecting is split into
+ * start (smtp_sock_start) and adopt (smtp_conn_adopt), so that the race
+ * (smtp_race.c) can wait on several sockets at once.
  */
 #ifndef SMTP_CONN_H
 #define SMTP_CONN_H
@@ -74,10 +76,22 @@ void smtp_conn_init(struct smtp_conn *c, int abort_fd,
                     const atomic_int *aborted, uint64_t (*now_us)(aimx_host *),
                     aimx_host *host);
 
-/* Connects to addr:port, TCP_NODELAY set, waiting until deadline.  Sets
- * local (when the socket got bound) and remote whatever the outcome. */
-int smtp_conn_connect(struct smtp_conn *c, const aimx_addr *addr, uint16_t port,
-                      uint64_t deadline_us);
+/* Starts a non-blocking connect to addr:port, TCP_NODELAY set, from
+ * source (NULL or family 0: the kernel's choice; else bound just before
+ * connect()).  Returns the socket, whose connect is under way (*done 0) or
+ * complete (*done 1), or -1 with *err set (*bind_failed when the bind
+ * failed: the source address is gone). */
+int smtp_sock_start(const aimx_addr *addr, uint16_t port,
+                    const aimx_addr *source, int *done, int *err,
+                    int *bind_failed);
+/* The outcome of fd's connect once it polled writable: 0 or an errno. */
+int smtp_sock_error(int fd);
+/* fd's local address and port (family 0 and 0 while unbound). */
+void smtp_sock_local(int fd, aimx_addr *addr, uint16_t *port);
+/* Makes fd, connected to remote:port, the connection's socket (the
+ * connection must be closed); nothing buffered. */
+void smtp_conn_adopt(struct smtp_conn *c, int fd, const aimx_addr *remote,
+                     uint16_t port);
 
 /* Reads at least one octet into rbuf, waiting until deadline. */
 int smtp_conn_fill(struct smtp_conn *c, uint64_t deadline_us);
@@ -111,5 +125,7 @@ void smtp_conn_close(struct smtp_conn *c);
 /* "[192.0.2.1]:25" or "[2001:db8::1]:25"; always NUL-terminated. */
 void smtp_addr_format(const aimx_addr *addr, uint16_t port, char *buf,
                       size_t size);
+/* "192.0.2.1" or "2001:db8::1" ("?" for no address). */
+void smtp_addr_text(const aimx_addr *addr, char *buf, size_t size);
 
 #endif /* SMTP_CONN_H */

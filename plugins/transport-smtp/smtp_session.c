@@ -8,6 +8,7 @@
 #include "smtp_session.h"
 
 #include "dotstuff.h"
+#include "smtp_race.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -41,6 +42,14 @@ struct send_ctx {
     int utf8;       /* the envelope needs SMTPUTF8 */
 };
 
+static int race(struct smtp_session *s, const aimx_addr *addrs, size_t count,
+                smtp_attempt_fn *fn, void *arg, struct smtp_outcome *out);
+static size_t race_culprit(const struct smtp_race_attempt *att, size_t count,
+                           int end);
+static int converse(struct smtp_session *s, const char *mx_host, int level,
+                    struct smtp_outcome *out);
+static int starttls(struct smtp_session *s, const char *mx_host, int level,
+                    struct smtp_outcome *o);
 static int greet(struct smtp_session *s, struct smtp_outcome *o);
 static int say_ehlo(struct smtp_session *s, struct smtp_outcome *o);
 static void ehlo_line(void *arg, const char *text, size_t len, unsigned index);
@@ -80,98 +89,61 @@ static void set_outcome(struct smtp_outcome *o, uint32_t kind, uint32_t phase,
                         const char *fmt, ...);
 static void close_broken(struct smtp_session *s);
 static int is_aborted(const struct smtp_session *s);
-static uint32_t connect_outcome(int err);
 static const char *phase_name(uint32_t phase);
 static void format_duration(uint64_t us, char *buf, size_t size);
 static uint64_t now_us(const struct smtp_session *s);
 
 void
 smtp_session_init(struct smtp_session *s, const struct smtp_settings *set,
-                  const aimx_host_api *api, aimx_host *host, int abort_fd,
+                  const aimx_host_api *api, aimx_host *host,
+                  struct smtp_tls_trust *trust, int abort_fd,
                   const atomic_int *aborted)
 {
     memset(s, 0, offsetof(struct smtp_session, conn));
     s->set = set;
     s->api = api;
     s->host = host;
+    s->trust = trust;
     smtp_reply_parser_init(&s->parser);
     smtp_conn_init(&s->conn, abort_fd, aborted, api->monotonic_us, host);
 }
 
 void
-smtp_session_open(struct smtp_session *s, const aimx_addr *addrs, size_t count,
-                  uint64_t deadline_us, smtp_attempt_fn *fn, void *arg,
-                  struct smtp_outcome *out)
+smtp_session_open(struct smtp_session *s, const char *mx_host,
+                  const aimx_addr *addrs, size_t count, uint64_t deadline_us,
+                  smtp_attempt_fn *fn, void *arg, struct smtp_outcome *out)
 {
-    aimx_connect_attempt a;
-    char where[64], span[32];
-    int io = SMTP_IO_ERROR, by_call = 0;
-    uint64_t dl;
-    size_t i;
+    aimx_addr same;
+    char where[64];
+    int r;
 
     s->call_deadline = deadline_us;
     s->broken = 0;
     s->need_rset = 0;
     s->connected_us = 0;
-    smtp_reply_parser_init(&s->parser);
-    set_outcome(out, AIMX_FAIL_LOCAL, AIMX_PHASE_CONNECT,
-                "no address to connect to");
-    for (i = 0; i < count; i++) {
-        memset(&a, 0, sizeof a);
-        a.struct_size = (uint32_t)sizeof a;
-        a.remote = addrs[i];
-        a.remote_port = s->set->port;
-        a.start_us = now_us(s);
-        dl = deadline_for(s, SMTP_T_CONNECT, &by_call);
-        io = smtp_conn_connect(&s->conn, &addrs[i], s->set->port, dl);
-        a.end_us = now_us(s);
-        a.local = s->conn.local;
-        a.local_port = s->conn.local_port;
-        smtp_addr_format(&addrs[i], s->set->port, where, sizeof where);
-        format_duration(s->set->timeout_us[SMTP_T_CONNECT], span, sizeof span);
-        switch (io) {
-        case SMTP_IO_OK:
-            a.outcome = AIMX_CONNECT_OK;
-            break;
-        case SMTP_IO_TIMEOUT:
-            /* The header's words: ABORTED is "abort() or the call's
-             * deadline", TIMEOUT the connect timeout. */
-            a.outcome = by_call ? AIMX_CONNECT_ABORTED : AIMX_CONNECT_TIMEOUT;
-            if (by_call)
-                set_outcome(out, AIMX_FAIL_TIMEOUT, AIMX_PHASE_CONNECT,
-                            "connect to %s: the call's deadline passed", where);
-            else
-                set_outcome(out, AIMX_FAIL_TIMEOUT, AIMX_PHASE_CONNECT,
-                            "connect to %s: timed out after %s", where, span);
-            break;
-        case SMTP_IO_ABORTED:
-            a.outcome = AIMX_CONNECT_ABORTED;
-            set_outcome(out, AIMX_FAIL_ABORTED, AIMX_PHASE_CONNECT,
-                        "connect to %s: aborted", where);
-            break;
-        default:
-            a.sys_errno = s->conn.sys_errno;
-            a.outcome = connect_outcome(a.sys_errno);
-            set_outcome(out,
-                        a.outcome == AIMX_CONNECT_ERROR     ? AIMX_FAIL_LOCAL
-                        : a.outcome == AIMX_CONNECT_TIMEOUT ? AIMX_FAIL_TIMEOUT
-                                                            : AIMX_FAIL_REFUSED,
-                        AIMX_PHASE_CONNECT, "connect to %s: %s", where,
-                        strerror(a.sys_errno));
-            break;
-        }
-        if (fn)
-            fn(arg, &a);
-        if (io == SMTP_IO_OK || io == SMTP_IO_ABORTED ||
-            (io == SMTP_IO_TIMEOUT && by_call))
-            break;
-    }
-    if (io != SMTP_IO_OK)
+    s->tls = 0;
+    memset(&s->facts, 0, sizeof s->facts);
+    if (race(s, addrs, count, fn, arg, out) != 0)
         return;
-    s->connected_us = a.end_us;
-    if (greet(s, out) != 0 || say_ehlo(s, out) != 0)
+    r = converse(s, mx_host, s->set->tls, out);
+    if (r <= 0)
         return;
-    reply_outcome(s, AIMX_FAIL_NONE, AIMX_PHASE_EHLO, out);
+    /* tls = may, and the handshake failed (or was tampered with): the
+     * connection's state is unknown, so a new one to the same address
+     * carries the mail in plaintext, STARTTLS not offered again -- as
+     * Postfix, OpenSMTPD and Exim do.  Mail is never lost to a broken
+     * TLS stack. */
+    same = s->conn.remote;
+    smtp_addr_format(&same, s->set->port, where, sizeof where);
+    s->api->log(s->host, AIMX_LOG_NOTICE,
+                "%s%s%s; retrying in plaintext on a new connection (tls = "
+                "may)",
+                out->text[0] == '[' ? "" : where,
+                out->text[0] == '[' ? "" : ": ", out->text);
+    s->broken = 0;
+    if (race(s, &same, 1, fn, arg, out) != 0)
+        return;
+    converse(s, mx_host, SMTP_TLS_NONE, out);
 }
 
 void
@@ -327,6 +299,235 @@ smtp_ehlo_keyword(const char *text, size_t len, unsigned *ext,
     }
     /* "SIZE", "SIZE 0" or a value beyond 64 bits: no usable limit. */
     *size_limit = digits && !overflow && p == len ? v : 0;
+}
+
+/* Connects (the race over addrs); every attempt goes to fn, in order.
+ * 0: s->conn is connected; -1: out says why not. */
+static int
+race(struct smtp_session *s, const aimx_addr *addrs, size_t count,
+     smtp_attempt_fn *fn, void *arg, struct smtp_outcome *out)
+{
+    struct smtp_race r;
+    struct smtp_race_attempt *att;
+    const aimx_connect_attempt *a;
+    char where[64], span[32], src[64];
+    size_t i, w = 0, c;
+    int end, err = 0;
+
+    set_outcome(out, AIMX_FAIL_LOCAL, AIMX_PHASE_CONNECT,
+                "no address to connect to");
+    if (count == 0)
+        return -1;
+    att = calloc(count, sizeof *att);
+    if (!att) {
+        set_outcome(out, AIMX_FAIL_LOCAL, AIMX_PHASE_CONNECT, "out of memory");
+        return -1;
+    }
+    memset(&r, 0, sizeof r);
+    r.addrs = addrs;
+    r.count = count;
+    r.port = s->set->port;
+    r.bind4 = &s->set->bind4;
+    r.bind6 = &s->set->bind6;
+    r.delay_us = s->set->attempt_delay_us;
+    r.timeout_us = s->set->timeout_us[SMTP_T_CONNECT];
+    r.deadline_us = s->call_deadline;
+    end = smtp_race_run(&s->conn, &r, att, &w, &err);
+    for (i = 0; fn && i < count; i++)
+        fn(arg, &att[i].a);
+    if (end == SMTP_RACE_WON) {
+        s->connected_us = att[w].a.end_us;
+        free(att);
+        return 0;
+    }
+    /* The result names one address: the one whose failure ended it. */
+    c = race_culprit(att, count, end);
+    a = &att[c].a;
+    s->conn.remote = a->remote;
+    s->conn.remote_port = a->remote_port;
+    s->conn.local = a->local;
+    s->conn.local_port = a->local_port;
+    smtp_addr_format(&a->remote, a->remote_port, where, sizeof where);
+    format_duration(s->set->timeout_us[SMTP_T_CONNECT], span, sizeof span);
+    switch (end) {
+    case SMTP_RACE_DEADLINE:
+        set_outcome(out, AIMX_FAIL_TIMEOUT, AIMX_PHASE_CONNECT,
+                    "connect to %s: the call's deadline passed", where);
+        break;
+    case SMTP_RACE_ABORTED:
+        set_outcome(out, AIMX_FAIL_ABORTED, AIMX_PHASE_CONNECT,
+                    "connect to %s: aborted", where);
+        break;
+    case SMTP_RACE_ERROR:
+        set_outcome(out, AIMX_FAIL_LOCAL, AIMX_PHASE_CONNECT,
+                    "connect to %s: %s", where, strerror(err));
+        break;
+    default:
+        if (a->outcome == AIMX_CONNECT_TIMEOUT && a->sys_errno == 0) {
+            set_outcome(out, AIMX_FAIL_TIMEOUT, AIMX_PHASE_CONNECT,
+                        "connect to %s: timed out after %s", where, span);
+        } else if (att[c].bind_failed) {
+            smtp_addr_text(a->remote.family == AIMX_AF_INET6 ? &s->set->bind6
+                                                             : &s->set->bind4,
+                           src, sizeof src);
+            set_outcome(out, AIMX_FAIL_LOCAL, AIMX_PHASE_CONNECT,
+                        "connect to %s: cannot bind to the source address "
+                        "%s: %s",
+                        where, src, strerror(a->sys_errno));
+        } else {
+            set_outcome(out,
+                        a->outcome == AIMX_CONNECT_ERROR ? AIMX_FAIL_LOCAL
+                        : a->outcome == AIMX_CONNECT_TIMEOUT
+                            ? AIMX_FAIL_TIMEOUT
+                            : AIMX_FAIL_REFUSED,
+                        AIMX_PHASE_CONNECT, "connect to %s: %s", where,
+                        strerror(a->sys_errno));
+        }
+        break;
+    }
+    free(att);
+    return -1;
+}
+
+/* Whose failure the result reports: every attempt failed -> the one that
+ * ended last (its failure ended the race); otherwise the last started. */
+static size_t
+race_culprit(const struct smtp_race_attempt *att, size_t count, int end)
+{
+    size_t i, best = 0;
+
+    for (i = 0; i < count; i++) {
+        if (att[i].a.outcome == AIMX_CONNECT_NOT_STARTED)
+            continue;
+        if (end != SMTP_RACE_FAILED || att[i].a.end_us >= att[best].a.end_us)
+            best = i;
+    }
+    return best;
+}
+
+/* Greeting, EHLO and STARTTLS on a new connection.  0: ready (*out is the
+ * EHLO reply); -1: failed (*out); 1: the handshake failed under `may`,
+ * the connection is closed and a plaintext one should follow. */
+static int
+converse(struct smtp_session *s, const char *mx_host, int level,
+         struct smtp_outcome *out)
+{
+    struct smtp_outcome ehlo;
+    int r;
+
+    smtp_reply_parser_init(&s->parser);
+    if (greet(s, out) != 0 || say_ehlo(s, out) != 0)
+        return -1;
+    reply_outcome(s, AIMX_FAIL_NONE, AIMX_PHASE_EHLO, &ehlo);
+    if (level != SMTP_TLS_NONE) {
+        r = starttls(s, mx_host, level, out);
+        if (r != 0)
+            return r;
+        if (s->tls) /* the EHLO said after the handshake */
+            reply_outcome(s, AIMX_FAIL_NONE, AIMX_PHASE_EHLO, &ehlo);
+    }
+    *out = ehlo;
+    return 0;
+}
+
+/*
+ * STARTTLS (RFC 3207) as the level says.  0: go on (encrypted, or in
+ * plaintext on this connection when `may` met no STARTTLS or a 4xx/5xx
+ * to it); -1: failed (*o); 1: `may`, and the handshake failed or was
+ * tampered with: the connection is closed, a plaintext one follows.
+ */
+static int
+starttls(struct smtp_session *s, const char *mx_host, int level,
+         struct smtp_outcome *o)
+{
+    char why[256], where[64];
+    int may = level == SMTP_TLS_MAY, by_call, io, st;
+    unsigned cls;
+    size_t junk;
+    uint64_t dl;
+
+    smtp_addr_format(&s->conn.remote, s->conn.remote_port, where, sizeof where);
+    if (!(s->ext & SMTP_EXT_STARTTLS)) {
+        if (may)
+            return 0;
+        set_outcome(o, AIMX_FAIL_TLS, AIMX_PHASE_STARTTLS,
+                    "TLS is required (tls = %s) but %s does not offer "
+                    "STARTTLS",
+                    smtp_tls_level_name(level), where);
+        o->host_wide = 1;
+        smtp_session_quit(s, s->call_deadline);
+        return -1;
+    }
+    if (command(s, o, AIMX_PHASE_STARTTLS, "STARTTLS\r\n") != 0 ||
+        flush(s, AIMX_PHASE_STARTTLS, SMTP_T_STARTTLS, o) != 0 ||
+        read_reply(s, AIMX_PHASE_STARTTLS, SMTP_T_STARTTLS, o) != 0)
+        return -1;
+    cls = s->reply.code / 100;
+    if (s->reply.code == 421) {
+        reply_outcome(s, AIMX_FAIL_REPLY, AIMX_PHASE_STARTTLS, o);
+        close_broken(s);
+        return -1;
+    }
+    if (cls == 4 || cls == 5) {
+        /* RFC 3207 4: the client decides.  `may` goes on in plaintext on
+         * this very connection (the server is in step); a required level
+         * says QUIT.  A 5xx says this host will not do TLS at all. */
+        if (may)
+            return 0;
+        reply_outcome(s, AIMX_FAIL_TLS, AIMX_PHASE_STARTTLS, o);
+        o->host_wide = cls == 5;
+        smtp_session_quit(s, s->call_deadline);
+        return -1;
+    }
+    if (cls != 2) {
+        protocol_failure(s, AIMX_PHASE_STARTTLS, o);
+        return -1;
+    }
+    /* Octets received after the 220 and before the handshake came from
+     * the server's side of the plaintext connection (CVE-2011-0411):
+     * they must neither reach TLS nor be read as replies after it. */
+    junk = smtp_conn_pending(&s->conn);
+    if (junk > 0) {
+        set_outcome(o, AIMX_FAIL_TLS, AIMX_PHASE_STARTTLS,
+                    "%s sent %zu octets after its 220 reply to STARTTLS, "
+                    "before the TLS handshake (an injection attempt)",
+                    where, junk);
+        close_broken(s);
+        return may ? 1 : -1;
+    }
+    dl = deadline_for(s, SMTP_T_STARTTLS, &by_call);
+    st = smtp_tls_start(&s->conn, level, mx_host, s->trust, dl, &io, &s->facts,
+                        why, sizeof why);
+    switch (st) {
+    case SMTP_TLS_OK:
+        break;
+    case SMTP_TLS_IO:
+        io_failure(s, io, AIMX_PHASE_STARTTLS, SMTP_T_STARTTLS, by_call, o);
+        /* A handshake that stalls is a failed one; abort() and the
+         * call's deadline leave no time for plaintext. */
+        return may && io == SMTP_IO_TIMEOUT && !by_call ? 1 : -1;
+    case SMTP_TLS_CERT:
+        set_outcome(o, AIMX_FAIL_TLS, AIMX_PHASE_STARTTLS, "%s: %s", where,
+                    why);
+        o->host_wide = 1;
+        close_broken(s);
+        return -1;
+    case SMTP_TLS_LOCAL:
+        set_outcome(o, AIMX_FAIL_LOCAL, AIMX_PHASE_STARTTLS, "%s: %s", where,
+                    why);
+        close_broken(s);
+        return may ? 1 : -1;
+    default:
+        set_outcome(o, AIMX_FAIL_TLS, AIMX_PHASE_STARTTLS, "%s: %s", where,
+                    why);
+        close_broken(s);
+        return may ? 1 : -1;
+    }
+    s->tls = 1;
+    /* RFC 3207 4.2: forget what the server said in plaintext (an
+     * attacker could have written it), and ask again. */
+    smtp_reply_parser_init(&s->parser);
+    return say_ehlo(s, o) == 0 ? 0 : -1;
 }
 
 static int
@@ -919,29 +1120,6 @@ static int
 is_aborted(const struct smtp_session *s)
 {
     return s->conn.aborted && atomic_load(s->conn.aborted);
-}
-
-static uint32_t
-connect_outcome(int err)
-{
-    switch (err) {
-    case ECONNREFUSED:
-        return AIMX_CONNECT_REFUSED;
-    case ETIMEDOUT:
-        return AIMX_CONNECT_TIMEOUT;
-    case ENETUNREACH:
-    case EHOSTUNREACH:
-    case ENETDOWN:
-    case EHOSTDOWN:
-    case EADDRNOTAVAIL:
-    case EAFNOSUPPORT:
-    case EPERM:
-    case EACCES:
-        /* EPERM/EACCES: a local firewall rejected the SYN. */
-        return AIMX_CONNECT_UNREACHABLE;
-    default:
-        return AIMX_CONNECT_ERROR;
-    }
 }
 
 static const char *

@@ -12,6 +12,7 @@
 
 #include "smtp_conn.h"
 #include "smtp_reply.h"
+#include "smtp_tls.h"
 
 #include <aimx/plugin.h>
 
@@ -24,7 +25,7 @@ enum smtp_timeout {
     SMTP_T_CONNECT = 0,
     SMTP_T_GREETING,
     SMTP_T_EHLO,
-    SMTP_T_STARTTLS, /* read now, used by part 2 */
+    SMTP_T_STARTTLS, /* the reply to STARTTLS, and the handshake */
     SMTP_T_MAIL,     /* MAIL FROM, and RSET */
     SMTP_T_RCPT,
     SMTP_T_DATA,  /* the reply to DATA */
@@ -40,6 +41,10 @@ struct smtp_settings {
     uint16_t port;
     unsigned max_recipients;
     uint64_t timeout_us[SMTP_T_COUNT];
+    uint64_t attempt_delay_us; /* connection_attempt_delay */
+    int tls;                   /* enum smtp_tls_level */
+    const char *ca_file;    /* NULL: the system CA store; the host's string */
+    aimx_addr bind4, bind6; /* source addresses; family 0: none */
     char helo_name[SMTP_HELO_MAX];
 };
 
@@ -59,6 +64,8 @@ struct smtp_outcome {
     uint32_t phase; /* enum aimx_phase */
     uint16_t code;  /* the reply's code, 0 when no reply decided it */
     int after_dot;  /* the final dot went out before the connection failed */
+    int host_wide;  /* TLS: this MX host cannot do it (not offered, or its
+                       certificate did not verify), not just this address */
     int invalid;    /* the envelope cannot be written in SMTP */
     char enhanced[SMTP_ENHANCED_MAX];
     char text[SMTP_TEXT_MAX];
@@ -76,29 +83,38 @@ struct smtp_session {
     const struct smtp_settings *set;
     const aimx_host_api *api;
     aimx_host *host;
-    uint64_t call_deadline; /* of the operation running; 0 = none */
-    unsigned ext;           /* SMTP_EXT_* */
-    uint64_t size_limit;    /* SIZE's value; 0 = none given */
-    int esmtp;              /* EHLO worked (not HELO) */
-    int broken;             /* no further command may be sent */
-    int need_rset;          /* a transaction was started on the session */
+    struct smtp_tls_trust *trust; /* the instance's ca_file store */
+    uint64_t call_deadline;       /* of the operation running; 0 = none */
+    unsigned ext;                 /* SMTP_EXT_* */
+    uint64_t size_limit;          /* SIZE's value; 0 = none given */
+    int esmtp;                    /* EHLO worked (not HELO) */
+    int broken;                   /* no further command may be sent */
+    int need_rset;                /* a transaction was started on the session */
     uint64_t connected_us;
-    uint8_t *inbuf;          /* message octets read for one data block */
-    struct smtp_reply reply; /* the last reply read */
+    int tls;                     /* the session is encrypted: see facts */
+    struct smtp_tls_facts facts; /* version, cipher, verified */
+    uint8_t *inbuf;              /* message octets read for one data block */
+    struct smtp_reply reply;     /* the last reply read */
     struct smtp_reply_parser parser;
     struct smtp_conn conn;
 };
 
 void smtp_session_init(struct smtp_session *s, const struct smtp_settings *set,
-                       const aimx_host_api *api, aimx_host *host, int abort_fd,
+                       const aimx_host_api *api, aimx_host *host,
+                       struct smtp_tls_trust *trust, int abort_fd,
                        const atomic_int *aborted);
 
-/* Connects to addrs in order, reads the greeting, says EHLO (or HELO).
- * Every attempt goes to fn.  out->kind is AIMX_FAIL_NONE when the session
- * is open; otherwise the connection is closed. */
-void smtp_session_open(struct smtp_session *s, const aimx_addr *addrs,
-                       size_t count, uint64_t deadline_us, smtp_attempt_fn *fn,
-                       void *arg, struct smtp_outcome *out);
+/* Races connections to addrs (Happy Eyeballs, in their order), reads the
+ * greeting, says EHLO (or HELO), and STARTTLS as the tls level says, as
+ * a client of mx_host (SNI, certificate name; may be NULL).  Under `may`
+ * a failed handshake closes the connection and delivery goes on in
+ * plaintext on a new one to the same address.  Every attempt goes to fn,
+ * in order.  out->kind is AIMX_FAIL_NONE when the session is open;
+ * otherwise the connection is closed. */
+void smtp_session_open(struct smtp_session *s, const char *mx_host,
+                       const aimx_addr *addrs, size_t count,
+                       uint64_t deadline_us, smtp_attempt_fn *fn, void *arg,
+                       struct smtp_outcome *out);
 
 /* Runs the transactions for env (rcpt_count > 0).  Every recipient's fate
  * goes to fn; *out is what ended the call (AIMX_FAIL_NONE: it ran to the

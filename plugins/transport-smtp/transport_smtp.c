@@ -25,7 +25,8 @@ struct smtp_instance {
     /* Kept for destroy(): the instance came from api->alloc. */
     const aimx_host_api *api;
     aimx_host *host;
-    struct smtp_settings set; /* read-only after create(): shared freely */
+    struct smtp_settings set;    /* read-only after create(): shared freely */
+    struct smtp_tls_trust trust; /* ca_file's store, loaded on first use */
     /* abort(): the flag for cheap checks, the eventfd to wake poll().  It
      * is never drained, so every later wait ends at once too. */
     int abort_fd;
@@ -89,7 +90,7 @@ static const aimx_transport_ops smtp_ops = {
     .close = smtp_close,       /* QUIT, free */
     .probe = smtp_probe,       /* connect, greeting, EHLO, QUIT */
     .abort = smtp_abort,       /* any thread: end every blocking call */
-    .describe = smtp_describe, /* EHLO name and port for `aimx setup` */
+    .describe = smtp_describe, /* EHLO name, port, source addresses */
 };
 
 static const aimx_plugin_descriptor smtp_descriptor = {
@@ -100,11 +101,12 @@ static const aimx_plugin_descriptor smtp_descriptor = {
     .flags = 0,                                    /* none in 1.0 */
     .name = "transport-smtp",                      /* = transport-smtp.so */
     .version = TRANSPORT_SMTP_VERSION,             /* the project's version */
-    .description = "Delivers to MX hosts over ESMTP (PIPELINING, SIZE, "
-                   "8BITMIME, SMTPUTF8)", /* one line, for `aimx plugins` */
-    .create = smtp_create,                /* reads the config group */
-    .destroy = smtp_destroy,              /* after the last operation */
-    .transport = &smtp_ops,               /* the operations above */
+    .description = "Delivers to MX hosts over ESMTP (STARTTLS, Happy "
+                   "Eyeballs, PIPELINING, SIZE, 8BITMIME, "
+                   "SMTPUTF8)", /* one line, for `aimx plugins` */
+    .create = smtp_create,      /* reads the config group */
+    .destroy = smtp_destroy,    /* after the last operation */
+    .transport = &smtp_ops,     /* the operations above */
 };
 
 AIMX_PLUGIN_DEFINE(transport_smtp, smtp_descriptor);
@@ -136,8 +138,13 @@ smtp_create(const aimx_host_api *api, aimx_host *host, void **instance)
         api->free(host, inst);
         return AIMX_ERR_INTERNAL;
     }
-    api->log(host, AIMX_LOG_DEBUG, "port %u, helo_name %s, max_recipients %u",
-             (unsigned)set.port, set.helo_name, set.max_recipients);
+    /* No OpenSSL call here: the contexts come on the first STARTTLS. */
+    smtp_tls_trust_init(&inst->trust, inst->set.ca_file);
+    smtp_tls_retain();
+    api->log(host, AIMX_LOG_DEBUG,
+             "port %u, helo_name %s, max_recipients %u, tls %s",
+             (unsigned)set.port, set.helo_name, set.max_recipients,
+             smtp_tls_level_name(set.tls));
     *instance = inst;
     return AIMX_OK;
 }
@@ -150,6 +157,8 @@ smtp_destroy(void *instance)
     if (!inst)
         return;
     close(inst->abort_fd);
+    smtp_tls_trust_free(&inst->trust);
+    smtp_tls_release();
     inst->api->free(inst->host, inst);
 }
 
@@ -223,15 +232,15 @@ connect_session(struct smtp_instance *inst, const aimx_open_request *req,
     if (!sess)
         return AIMX_ERR_NOMEM;
     sess->inst = inst;
-    smtp_session_init(&sess->s, &inst->set, api, inst->host, inst->abort_fd,
-                      &inst->aborted);
+    smtp_session_init(&sess->s, &inst->set, api, inst->host, &inst->trust,
+                      inst->abort_fd, &inst->aborted);
     if (atomic_load(&inst->aborted)) {
         memset(o, 0, sizeof *o);
         o->kind = AIMX_FAIL_ABORTED;
         o->phase = AIMX_PHASE_CONNECT;
         copy_text(o->text, sizeof o->text, "aborted");
     } else {
-        smtp_session_open(&sess->s, req->addrs, req->addr_count,
+        smtp_session_open(&sess->s, req->mx_host, req->addrs, req->addr_count,
                           req->deadline_us, on_attempt, res, o);
     }
     classify(o, &cls, &scope, &flags);
@@ -313,8 +322,19 @@ smtp_describe(void *instance, aimx_transport_info *info)
 
     if (!inst || !info || info->struct_size < sizeof *info)
         return AIMX_ERR_INVALID;
-    info->flags = 0; /* bind_ipv4/bind_ipv6 come with part 2 */
+    info->flags = 0;
+    memset(&info->bind_ipv4, 0, sizeof info->bind_ipv4);
+    memset(&info->bind_ipv6, 0, sizeof info->bind_ipv6);
+    if (inst->set.bind4.family) {
+        info->flags |= AIMX_TRANSPORT_BIND_IPV4;
+        info->bind_ipv4 = inst->set.bind4;
+    }
+    if (inst->set.bind6.family) {
+        info->flags |= AIMX_TRANSPORT_BIND_IPV6;
+        info->bind_ipv6 = inst->set.bind6;
+    }
     info->port = inst->set.port;
+    info->reserved = 0;
     copy_text(info->ehlo_name, sizeof info->ehlo_name, inst->set.helo_name);
     return AIMX_OK;
 }
@@ -331,6 +351,13 @@ smtp_describe(void *instance, aimx_transport_info *info)
  *   421 to any command                  -> temporary, this address
  *   lost/timed out after the final dot  -> temporary, message, and
  *                                          AIMX_RESULT_MAYBE_DELIVERED
+ * and issue 6's TLS rows:
+ *   handshake failed under encrypt/verify (or tampered with, or a 4xx
+ *   to STARTTLS)                        -> temporary, this address
+ *   STARTTLS required but not offered (or refused 5xx); the certificate
+ *   did not verify under verify         -> temporary, this MX host
+ * (under `may` a failed handshake never gets here: the session retries
+ * in plaintext, see smtp_session_open()).
  */
 static void
 classify(const struct smtp_outcome *o, uint32_t *result_class, uint32_t *scope,
@@ -382,6 +409,11 @@ classify(const struct smtp_outcome *o, uint32_t *result_class, uint32_t *scope,
         *result_class = AIMX_CLASS_PERMANENT;
         *scope = AIMX_SCOPE_MESSAGE;
         return;
+    case AIMX_FAIL_TLS:
+        /* Never permanent: certificates get renewed, TLS gets fixed. */
+        *result_class = AIMX_CLASS_TEMPORARY;
+        *scope = o->host_wide ? AIMX_SCOPE_HOST : AIMX_SCOPE_ADDRESS;
+        return;
     case AIMX_FAIL_LOCAL:
         if (o->invalid) {
             /* An address SMTP cannot carry never will. */
@@ -389,13 +421,16 @@ classify(const struct smtp_outcome *o, uint32_t *result_class, uint32_t *scope,
             *scope = o->phase == AIMX_PHASE_RCPT ? AIMX_SCOPE_RECIPIENT
                                                  : AIMX_SCOPE_MESSAGE;
         } else {
+            /* Before a transaction it is about the connection. */
             *result_class = AIMX_CLASS_TEMPORARY;
-            *scope = o->phase == AIMX_PHASE_CONNECT ? AIMX_SCOPE_ADDRESS
-                                                    : AIMX_SCOPE_MESSAGE;
+            *scope = o->phase == AIMX_PHASE_CONNECT ||
+                             o->phase == AIMX_PHASE_STARTTLS
+                         ? AIMX_SCOPE_ADDRESS
+                         : AIMX_SCOPE_MESSAGE;
         }
         return;
     default:
-        /* Refused, timeout, lost, aborted, protocol (and TLS, part 2). */
+        /* Refused, timeout, lost, aborted, protocol. */
         *result_class = AIMX_CLASS_TEMPORARY;
         if (o->after_dot) {
             /* RFC 5321 4.5.3.2.6: the server may have taken it; a retry
@@ -424,6 +459,14 @@ fill_result(aimx_transport_result *res, const struct smtp_outcome *o,
     copy_text(res->reply, sizeof res->reply, o->text);
     res->tls_version[0] = '\0';
     res->tls_cipher[0] = '\0';
+    if (s->tls) {
+        /* The session's, on every result of it (open, send, probe). */
+        res->flags |= AIMX_RESULT_TLS;
+        if (s->facts.verified)
+            res->flags |= AIMX_RESULT_TLS_VERIFIED;
+        copy_text(res->tls_version, sizeof res->tls_version, s->facts.version);
+        copy_text(res->tls_cipher, sizeof res->tls_cipher, s->facts.cipher);
+    }
     res->local = s->conn.local;
     res->local_port = s->conn.local_port;
     res->remote = s->conn.remote;

@@ -1010,3 +1010,106 @@ class AiosmtpdSink(_RecordingServer):
                     f"{len(got)} messages after {timeout} s, wanted {n}:\n"
                     + self.log()[-3000:])
             time.sleep(0.02)
+
+
+# -- test certificates ---------------------------------------------------
+
+def make_test_certs(directory, mx_name="mx.tls.test"):
+    """A small PKI for STARTTLS tests, written to directory (PEM files):
+
+      ca.pem                 the test CA (what a test passes as ca_file)
+      good.pem/.key          mx_name, signed by the test CA, valid now
+      wrongname.pem/.key     "wrong-" + mx_name, signed by the test CA
+      expired.pem/.key       mx_name, signed by the test CA, expired
+                             yesterday (not_valid_after in the past:
+                             `openssl req -days -1` refuses to make one)
+      untrusted.pem/.key     mx_name, signed by another CA (not in ca.pem)
+      ipaddr.pem/.key        only the loopback addresses (SAN IP 127.0.0.1,
+                             ::1), signed by the test CA: a client that
+                             checks the dialled address instead of the
+                             MX name would accept it
+
+    Returns {name: path} for those, e.g. d["good.pem"].  Needs Debian's
+    python3-cryptography (this one function is not stdlib only; it is
+    imported on call).  Keys are EC P-256: fast to make, fine at every
+    security level and TLS 1.0 to 1.3."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc).replace(
+        microsecond=0)
+    day = datetime.timedelta(days=1)
+    os.makedirs(directory, exist_ok=True)
+    out = {}
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write(fname, data):
+        path = os.path.join(directory, fname)
+        with open(path, "wb") as f:
+            f.write(data)
+        out[fname] = path
+
+    def key_pem(key):
+        return key.private_bytes(serialization.Encoding.PEM,
+                                 serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    def make_ca(cn):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(name(cn)).issuer_name(name(cn))
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - day).not_valid_after(now + 30 * day)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0),
+                               critical=True)
+                .add_extension(x509.KeyUsage(
+                    digital_signature=False, content_commitment=False,
+                    key_encipherment=False, data_encipherment=False,
+                    key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                    key.public_key()), critical=False)
+                .sign(key, hashes.SHA256()))
+        return key, cert
+
+    def make_leaf(fname, cn, ca_key, ca_cert, before, after, san=None):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(name(cn)).issuer_name(ca_cert.subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(before).not_valid_after(after)
+                .add_extension(x509.SubjectAlternativeName(
+                    san or [x509.DNSName(cn)]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False,
+                                                     path_length=None),
+                               critical=True)
+                .add_extension(x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier
+                               .from_issuer_public_key(ca_key.public_key()),
+                               critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        write(fname + ".pem", cert.public_bytes(serialization.Encoding.PEM))
+        write(fname + ".key", key_pem(key))
+
+    ca_key, ca_cert = make_ca("aimx test CA")
+    write("ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM))
+    rogue_key, rogue_cert = make_ca("aimx untrusted test CA")
+    make_leaf("good", mx_name, ca_key, ca_cert, now - day, now + 30 * day)
+    make_leaf("wrongname", "wrong-" + mx_name, ca_key, ca_cert, now - day,
+              now + 30 * day)
+    make_leaf("expired", mx_name, ca_key, ca_cert, now - 30 * day, now - day)
+    make_leaf("untrusted", mx_name, rogue_key, rogue_cert, now - day,
+              now + 30 * day)
+    make_leaf("ipaddr", "127.0.0.1", ca_key, ca_cert, now - day,
+              now + 30 * day,
+              san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                   x509.IPAddress(ipaddress.ip_address("::1"))])
+    return out

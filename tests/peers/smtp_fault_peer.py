@@ -93,7 +93,24 @@ starttls: the reply to STARTTLS.  null: "454 4.7.0 TLS not available" if
   With a 220 reply and "tls" set, the peer then does the TLS handshake
   (plaintext the client sent after STARTTLS is discarded, RFC 3207) and
   starts over (EHLO needed); with a 220 reply and no "tls" it just goes on
-  in plaintext (a broken server).
+  in plaintext (a broken server).  A reply of several lines whose last
+  code is not 220 (["220 go ahead", "250 injected"], sent in one write)
+  does no handshake either: a STARTTLS injection test.
+tls: {"cert": PEM path, "key": PEM path} and optionally:
+    "min_version", "max_version"  "TLSv1", "TLSv1.1", "TLSv1.2" or
+                   "TLSv1.3": the versions the server accepts
+    "ciphers"      an OpenSSL cipher string for TLS <= 1.2, e.g.
+                   "DEFAULT:@SECLEVEL=0" (needed for TLS 1.0) or "aNULL"
+                   (no cipher a normal client shares)
+    "after_220"    null (default: the handshake), "close" (close the
+                   connection instead), "garbage" (send a line of
+                   plaintext, then close) or "silent" (read and ignore
+                   whatever comes, answer nothing, until the client
+                   closes): a broken handshake
+    "ehlo"         the "ehlo" value used after the handshake (servers
+                   offer other extensions once encrypted)
+  The record then has "sni" (the server name the client sent, or null),
+  "tls_version" and "tls_cipher".
 delays_ms: {"greeting", "ehlo" (also HELO), "mail", "rcpt", "data", "dot",
   "rset", "quit", "starttls", "noop"}: milliseconds to wait before sending
   that reply; asynchronous, never holds up other sessions.  Pipelined
@@ -149,6 +166,8 @@ around message data and when it ends:
    "end_reason": null | "quit" | "eof" | "drop" | "421" | "shutdown" |
                  "reset" | "tls_failed",
    "tls": false,                     true once STARTTLS completed
+   "sni": null,                      the client's SNI (after a handshake)
+   "tls_version": null, "tls_cipher": null,   likewise
    "commands": ["EHLO c.test", "MAIL FROM:<a@x.test>", ...],
    "replies": ["220 peer.test ESMTP ready", "250-peer.test", ...],
    "writes": W,                      write() calls (split_replies: 1/byte)
@@ -192,6 +211,7 @@ import struct
 import sys
 import time
 import traceback
+import warnings
 
 MAX_LINE = 4096
 READ_SIZE = 65536
@@ -238,6 +258,10 @@ DELAY_KEYS = ("greeting", "ehlo", "helo", "mail", "rcpt", "data", "dot",
 REPLY_KEYS = ("greeting", "helo", "mail", "data", "dot", "rset", "noop",
               "quit")
 GARBAGE_GREETING = "SSH-2.0-OpenSSH_9.2p1 not-smtp"
+TLS_KEYS = ("cert", "key", "min_version", "max_version", "ciphers",
+            "after_220", "ehlo")
+TLS_VERSIONS = {"TLSv1": "TLSv1", "TLSv1.1": "TLSv1_1",
+                "TLSv1.2": "TLSv1_2", "TLSv1.3": "TLSv1_3"}
 
 
 class ScriptError(Exception):
@@ -322,9 +346,20 @@ def check_script(s, where="script"):
     if not isinstance(s["drop_after_bytes"], int) or s["drop_after_bytes"] < 0:
         raise ScriptError(f"{where}.drop_after_bytes: an integer >= 0")
     t = s["tls"]
-    if t is not None and not (isinstance(t, dict) and set(t) == {"cert",
-                                                                "key"}):
-        raise ScriptError(f"{where}.tls: null or {{\"cert\", \"key\"}}")
+    if t is not None and not (isinstance(t, dict) and {"cert", "key"} <= set(t)
+                              and set(t) <= set(TLS_KEYS)):
+        raise ScriptError(f"{where}.tls: null or {{\"cert\", \"key\"}} "
+                          f"with optional keys among {list(TLS_KEYS[2:])}")
+    if t is not None:
+        for k in ("min_version", "max_version"):
+            if t.get(k) is not None and t[k] not in TLS_VERSIONS:
+                raise ScriptError(f"{where}.tls.{k}: one of "
+                                  f"{list(TLS_VERSIONS)}")
+        if t.get("after_220") not in (None, "close", "garbage", "silent"):
+            raise ScriptError(f"{where}.tls.after_220: null, \"close\", "
+                              "\"garbage\" or \"silent\"")
+        if "ehlo" in t and not isinstance(t["ehlo"], dict):
+            check_reply(t["ehlo"], f"{where}.tls.ehlo")
     if not isinstance(s["sessions"], list) or not all(
             isinstance(x, dict) for x in s["sessions"]):
         raise ScriptError(f"{where}.sessions: a list of objects")
@@ -347,11 +382,22 @@ def load_script(obj):
 
 
 def tls_context(s):
+    t = s["tls"]
     try:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(s["tls"]["cert"], s["tls"]["key"])
+        ctx.load_cert_chain(t["cert"], t["key"])
+        if t.get("ciphers") is not None:
+            ctx.set_ciphers(t["ciphers"])
+        with warnings.catch_warnings():
+            # TLS 1.0 and 1.1 are deprecated: testing them is the point.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for k in ("min_version", "max_version"):
+                if t.get(k) is not None:
+                    v = getattr(ssl.TLSVersion, TLS_VERSIONS[t[k]])
+                    setattr(ctx, "minimum_version" if k == "min_version"
+                            else "maximum_version", v)
         return ctx
-    except (OSError, ssl.SSLError) as e:
+    except (OSError, ssl.SSLError, ValueError) as e:
         raise ScriptError(f"tls: {e}") from None
 
 
@@ -485,7 +531,8 @@ class Session:
         self.rec = {"n": n, "peer": hostport(peername),
                     "client_addr": peername[0], "local": hostport(sockname),
                     "start": time.monotonic(), "end": None,
-                    "end_reason": None, "tls": False, "commands": [],
+                    "end_reason": None, "tls": False, "sni": None,
+                    "tls_version": None, "tls_cipher": None, "commands": [],
                     "replies": [], "writes": 0, "transactions": []}
         sock = writer.get_extra_info("socket")
         if sock is not None and script["split_replies"]:
@@ -739,12 +786,34 @@ class Session:
             return
         self.save()
         self.buf.clear()            # RFC 3207: discard pipelined plaintext
+        t = s["tls"]
+        if t.get("after_220") == "garbage":
+            self.writer.write(b"this is not a TLS record\r\n")
+            self.rec["writes"] += 1
+            await self.writer.drain()
+        if t.get("after_220") == "silent":
+            while await self.reader.read(READ_SIZE):
+                pass
+        if t.get("after_220") is not None:
+            self.rec["end_reason"] = "tls_failed"
+            raise Dropped()
+        ctx = tls_context(s)
+
+        def sni(obj, name, c):
+            self.rec["sni"] = name
+        ctx.sni_callback = sni
         try:
-            await self.writer.start_tls(tls_context(s))
+            await self.writer.start_tls(ctx)
         except (ssl.SSLError, ConnectionError, OSError):
             self.rec["end_reason"] = "tls_failed"
             raise Dropped()
         self.rec["tls"] = True
+        obj = self.writer.get_extra_info("ssl_object")
+        if obj is not None:
+            self.rec["tls_version"] = obj.version()
+            self.rec["tls_cipher"] = (obj.cipher() or (None,))[0]
+        if "ehlo" in t:
+            self.s = dict(s, ehlo=t["ehlo"])
         self.helo = False
         self.txn = None
 

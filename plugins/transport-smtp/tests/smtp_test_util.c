@@ -152,12 +152,19 @@ aimx_session *
 t_open(struct t_plugin *p, const aimx_addr *addrs, size_t n,
        unsigned deadline_ms, struct t_result *r)
 {
+    return t_open_mx(p, "mx.test", addrs, n, deadline_ms, r);
+}
+
+aimx_session *
+t_open_mx(struct t_plugin *p, const char *mx, const aimx_addr *addrs, size_t n,
+          unsigned deadline_ms, struct t_result *r)
+{
     aimx_open_request req;
     aimx_session *s = (aimx_session *)(uintptr_t)1; /* must be reset */
 
     memset(&req, 0, sizeof req);
     req.struct_size = (uint32_t)sizeof req;
-    req.mx_host = "mx.test";
+    req.mx_host = mx;
     req.addrs = addrs;
     req.addr_count = n;
     req.deadline_us = deadline_ms ? t_now_us() + deadline_ms * 1000u : 0;
@@ -337,6 +344,53 @@ t_read_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return buf;
+}
+
+void
+t_remove_tree(const char *dir)
+{
+    if (dir && dir[0])
+        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int
+t_run(const char *const *argv)
+{
+    pid_t pid;
+    int status, fd;
+
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!getenv("SMTP_TEST_LOGS")) {
+            fd = open("/dev/null", O_WRONLY);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+            }
+        }
+        execvp(argv[0], (char *const *)(uintptr_t)argv);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+size_t
+t_peer_count(const struct t_peer *peer, const char *prefix)
+{
+    char name[600];
+    size_t n = 0;
+
+    for (;;) {
+        snprintf(name, sizeof name, "%s/%s%zu.json", peer->record, prefix,
+                 n + 1);
+        if (access(name, F_OK) != 0)
+            return n;
+        n++;
+    }
 }
 
 size_t

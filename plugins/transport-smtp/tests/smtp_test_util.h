@@ -69,6 +69,10 @@ uint64_t t_now_us(void);
 aimx_session *t_open(struct t_plugin *p, const aimx_addr *addrs, size_t n,
                      unsigned deadline_ms, struct t_result *r);
 aimx_session *t_open1(struct t_plugin *p, const char *addr, struct t_result *r);
+/* t_open() as a client of the MX host mx (SNI, certificate name). */
+aimx_session *t_open_mx(struct t_plugin *p, const char *mx,
+                        const aimx_addr *addrs, size_t n, unsigned deadline_ms,
+                        struct t_result *r);
 /* send() of msg (len octets, read max_chunk at a time; 0 = any) to rcpts
  * (NULL-terminated); asserts AIMX_OK. */
 void t_send(struct t_plugin *p, aimx_session *s, const char *sender,
@@ -106,6 +110,15 @@ int t_peer_wait_file(const struct t_peer *peer, const char *name,
 void t_peer_wait_idle(const struct t_peer *peer);
 
 char *t_read_file(const char *path, size_t *len);
+/* Removes a directory tree (best effort). */
+void t_remove_tree(const char *dir);
+/* Runs argv (argv[0] a path, or a name looked up in PATH) and waits; its
+ * exit status, or -1 if it did not exit.  Output goes to /dev/null unless
+ * SMTP_TEST_LOGS is set. */
+int t_run(const char *const *argv);
+/* How many .json records name.json-prefixed files exist: "session-" for
+ * the fault peer, "msg-" for aiosmtpd. */
+size_t t_peer_count(const struct t_peer *peer, const char *prefix);
 /* Occurrences of needle in text. */
 size_t t_count(const char *text, const char *needle);
 /* The string value of the n-th (0-based) "key": "..." in JSON text, into

@@ -17,8 +17,12 @@
 #include <aimx/fake_host.h>
 #include <aimx/plugin.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1168,6 +1172,113 @@ test_probe(void **state)
     fx_free(f);
 }
 
+/* A listener on 127.0.0.1:port whose accept queue is full: SYNs to it
+ * go unanswered, like a path that drops them (no root, no firewall). */
+struct silent {
+    int listener;
+    int fillers[4];
+};
+
+static void
+silent_open(struct silent *b, int port)
+{
+    struct sockaddr_in sin;
+    struct timespec pause = {0, 50 * 1000000L};
+    size_t i;
+
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    b->listener = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(b->listener >= 0);
+    if (bind(b->listener, (struct sockaddr *)&sin, sizeof sin) != 0)
+        fail_msg("127.0.0.1:%d is taken", port);
+    assert_int_equal(listen(b->listener, 0), 0);
+    for (i = 0; i < COUNT(b->fillers); i++) {
+        b->fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        assert_true(b->fillers[i] >= 0);
+        (void)connect(b->fillers[i], (struct sockaddr *)&sin, sizeof sin);
+        nanosleep(&pause, NULL);
+    }
+}
+
+static void
+silent_close(struct silent *b)
+{
+    size_t i;
+
+    for (i = 0; i < COUNT(b->fillers); i++)
+        close(b->fillers[i]);
+    close(b->listener);
+}
+
+/* Happy Eyeballs on loopback: the preferred address is silent, the next
+ * one starts after the connection attempt delay while the first is still
+ * pending, and wins; the first is abandoned.  (The namespace test does
+ * the same with an IPv6 address and a firewall DROP rule.) */
+static void
+test_race_silent_first(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    struct silent b;
+    aimx_addr addrs[2];
+    const aimx_connect_attempt *a0, *a1;
+
+    (void)state;
+    assert_non_null(f);
+    t_peer_fault(&f->peer, "127.0.0.2", "{}");
+    silent_open(&b, f->peer.port);
+    t_cfg_str(&f->p, "connection_attempt_delay", "100ms");
+    t_plugin_create(&f->p, f->peer.port);
+    addrs[0] = t_addr("127.0.0.1");
+    addrs[1] = t_addr("127.0.0.2");
+    f->s = t_open(&f->p, addrs, 2, 20000, &f->r);
+    if (!f->s)
+        fail_msg("open: %s", f->r.res.reply);
+    assert_int_equal(f->r.res.attempt_count, 2);
+    a0 = AIMX_ATTEMPT_AT(&f->r.res, 0);
+    a1 = AIMX_ATTEMPT_AT(&f->r.res, 1);
+    assert_int_equal(a0->outcome, AIMX_CONNECT_ABANDONED);
+    assert_int_equal(a1->outcome, AIMX_CONNECT_OK);
+    /* The order of events: the second started while the first was
+     * pending, and ended (won) before the first was given up. */
+    assert_true(a0->start_us < a1->start_us);
+    assert_true(a1->start_us < a0->end_us);
+    assert_true(a1->end_us <= a0->end_us);
+    assert_memory_equal(&f->r.res.remote, &addrs[1], sizeof addrs[1]);
+    assert_int_equal(f->r.res.connected_us, a1->end_us);
+    fx_send(f, ONE, 0);
+    assert_int_equal(f->r.res.result_class, AIMX_CLASS_OK);
+    fx_free(f);
+    silent_close(&b);
+}
+
+/* Both alive: the first (preferred) address wins, the second is never
+ * started (or, on a slow machine, abandoned). */
+static void
+test_race_both_alive(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    aimx_addr addrs[2];
+    uint32_t o1;
+
+    (void)state;
+    assert_non_null(f);
+    t_peer_fault(&f->peer, "127.0.0.2,127.0.0.3", "{}");
+    t_plugin_create(&f->p, f->peer.port);
+    addrs[0] = t_addr("127.0.0.3");
+    addrs[1] = t_addr("127.0.0.2");
+    f->s = t_open(&f->p, addrs, 2, 20000, &f->r);
+    assert_non_null(f->s);
+    assert_int_equal(f->r.res.attempt_count, 2);
+    assert_int_equal(AIMX_ATTEMPT_AT(&f->r.res, 0)->outcome, AIMX_CONNECT_OK);
+    o1 = AIMX_ATTEMPT_AT(&f->r.res, 1)->outcome;
+    assert_true(o1 == AIMX_CONNECT_NOT_STARTED || o1 == AIMX_CONNECT_ABANDONED);
+    assert_memory_equal(&f->r.res.remote, &addrs[0], sizeof addrs[0]);
+    fx_free(f);
+}
+
 int
 main(void)
 {
@@ -1204,6 +1315,8 @@ main(void)
         cmocka_unit_test(test_addresses_in_order),
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_race_silent_first),
+        cmocka_unit_test(test_race_both_alive),
     };
     return cmocka_run_group_tests(tests, NULL, t_peers_cleanup);
 }

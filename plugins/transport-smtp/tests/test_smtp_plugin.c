@@ -16,6 +16,7 @@
 #include "smtp_conn.h"
 #include "smtp_session.h"
 #include "smtp_test_util.h"
+#include "smtp_tls.h"
 
 #include <aimx/fake_host.h>
 #include <aimx/plugin.h>
@@ -26,6 +27,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -40,6 +42,46 @@ static const char *const timeout_paths[] = {
     "timeouts.starttls", "timeouts.mail",     "timeouts.rcpt",
     "timeouts.data",     "timeouts.block",    "timeouts.dot",
     "timeouts.quit"};
+
+/* A temporary directory for files the tests write; removed at the end. */
+static char dir[64];
+
+static int
+remove_dir(void **state)
+{
+    (void)state;
+    t_remove_tree(dir);
+    return 0;
+}
+
+/* A file holding text, in that directory; the path into buf. */
+static const char *
+temp_file(char *buf, size_t size, const char *name, const char *text)
+{
+    FILE *f;
+
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/aimx-smtp-plugin-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+    }
+    snprintf(buf, size, "%s/%s", dir, name);
+    f = fopen(buf, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    return buf;
+}
+
+/* Not a certificate (create() does not parse it): the marker is what
+ * it looks for. */
+static const char FAKE_PEM[] = "# a CA bundle\n"
+                               "-----BEGIN CERTIFICATE-----\n"
+                               "MIIBfake\n"
+                               "-----END CERTIFICATE-----\n";
+
+/* Issue 6's keys. */
+static const char *const part2_paths[] = {
+    "tls", "ca_file", "connection_attempt_delay", "bind_ipv4", "bind_ipv6"};
 
 /* A listener whose accept queue is full: SYNs to it go unanswered, so a
  * connect to it times out (no network needed). */
@@ -171,14 +213,19 @@ test_config_defaults(void **state)
     assert_true(aimx_fake_host_asked(&p->fh, "max_recipients"));
     for (i = 0; i < COUNT(timeout_paths); i++)
         assert_true(aimx_fake_host_asked(&p->fh, timeout_paths[i]));
-    /* Nothing TLS-related yet (part 2). */
-    assert_false(aimx_fake_host_asked(&p->fh, "tls"));
+    for (i = 0; i < COUNT(part2_paths); i++)
+        assert_true(aimx_fake_host_asked(&p->fh, part2_paths[i]));
+    /* No TLS context yet: they come with the first STARTTLS. */
+    assert_int_equal(smtp_tls_contexts(), 0);
     memset(&info, 0xee, sizeof info);
     info.struct_size = (uint32_t)sizeof info;
     assert_int_equal(p->ops->describe(p->inst, &info), AIMX_OK);
     assert_int_equal(info.port, 25);
     assert_string_equal(info.ehlo_name, "example.org");
     assert_int_equal(info.flags, 0);
+    assert_int_equal(info.bind_ipv4.family, 0);
+    assert_int_equal(info.bind_ipv6.family, 0);
+    assert_int_equal(info.reserved, 0);
     info.struct_size = 8;
     assert_int_equal(p->ops->describe(p->inst, &info), AIMX_ERR_INVALID);
     t_plugin_destroy(p);
@@ -215,6 +262,70 @@ test_config_values(void **state)
     info.struct_size = (uint32_t)sizeof info;
     assert_int_equal(p->ops->describe(p->inst, &info), AIMX_OK);
     assert_string_equal(info.ehlo_name, "[192.0.2.7]");
+    t_plugin_destroy(p);
+    free(p);
+}
+
+/* Issue 6's keys, good values: every tls level, a readable ca_file, the
+ * delay's range, and source addresses this machine has (loopback). */
+static void
+test_config_tls_and_sources(void **state)
+{
+    static const char *const levels[] = {"none", "may", "encrypt", "verify"};
+    struct t_plugin *p;
+    aimx_transport_info info;
+    aimx_addr v4 = t_addr("127.0.0.1"), v6 = t_addr("::1");
+    char needle[32], ca[128];
+    size_t i;
+
+    (void)state;
+    temp_file(ca, sizeof ca, "ca.pem", FAKE_PEM);
+    for (i = 0; i < COUNT(levels); i++) {
+        p = calloc(1, sizeof *p);
+        assert_non_null(p);
+        t_cfg_str(p, "tls", levels[i]);
+        t_cfg_str(p, "connection_attempt_delay", i % 2 ? "100ms" : "2s");
+        if (i == 3)
+            t_cfg_str(p, "ca_file", ca);
+        t_plugin_create(p, 0);
+        snprintf(needle, sizeof needle, "tls %s", levels[i]);
+        assert_true(aimx_fake_host_has_log(&p->fh, needle));
+        t_plugin_destroy(p);
+        free(p);
+    }
+    /* ca_file with another level: accepted, with a warning. */
+    p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    t_cfg_str(p, "ca_file", ca);
+    t_plugin_create(p, 0);
+    assert_true(aimx_fake_host_has_log(&p->fh, "only with tls = verify"));
+    t_plugin_destroy(p);
+    free(p);
+
+    p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    t_cfg_str(p, "bind_ipv4", "127.0.0.1");
+    t_cfg_str(p, "bind_ipv6", "::1");
+    t_plugin_create(p, 2525);
+    memset(&info, 0xee, sizeof info);
+    info.struct_size = (uint32_t)sizeof info;
+    assert_int_equal(p->ops->describe(p->inst, &info), AIMX_OK);
+    assert_int_equal(info.flags,
+                     AIMX_TRANSPORT_BIND_IPV4 | AIMX_TRANSPORT_BIND_IPV6);
+    assert_memory_equal(&info.bind_ipv4, &v4, sizeof v4);
+    assert_memory_equal(&info.bind_ipv6, &v6, sizeof v6);
+    assert_int_equal(info.port, 2525);
+    t_plugin_destroy(p);
+    free(p);
+
+    p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    t_cfg_str(p, "bind_ipv6", "::1");
+    t_plugin_create(p, 0);
+    info.struct_size = (uint32_t)sizeof info;
+    assert_int_equal(p->ops->describe(p->inst, &info), AIMX_OK);
+    assert_int_equal(info.flags, AIMX_TRANSPORT_BIND_IPV6);
+    assert_int_equal(info.bind_ipv4.family, 0);
     t_plugin_destroy(p);
     free(p);
 }
@@ -256,15 +367,49 @@ test_config_errors(void **state)
         {"helo_name", AIMX_FAKE_T_INT, NULL, 1, NULL, "helo_name:"},
         {NULL, 0, NULL, 0, "-", "helo_name:"},
         {NULL, 0, NULL, 0, "not a host!", "helo_name:"},
+        {"tls", AIMX_FAKE_T_STRING, "maybe", 0, NULL, "tls:"},
+        {"tls", AIMX_FAKE_T_STRING, "VERIFY", 0, NULL, "tls:"},
+        {"tls", AIMX_FAKE_T_INT, NULL, 1, NULL, "tls:"},
+        {"ca_file", AIMX_FAKE_T_STRING, "/nonexistent/ca.pem", 0, NULL,
+         "ca_file:"},
+        {"ca_file", AIMX_FAKE_T_STRING, "", 0, NULL, "ca_file:"},
+        {"connection_attempt_delay", AIMX_FAKE_T_STRING, "99ms", 0, NULL,
+         "connection_attempt_delay:"},
+        {"connection_attempt_delay", AIMX_FAKE_T_STRING, "2001ms", 0, NULL,
+         "connection_attempt_delay:"},
+        {"connection_attempt_delay", AIMX_FAKE_T_STRING, "fast", 0, NULL,
+         "connection_attempt_delay:"},
+        {"bind_ipv4", AIMX_FAKE_T_STRING, "::1", 0, NULL, "bind_ipv4:"},
+        {"bind_ipv4", AIMX_FAKE_T_STRING, "127.1", 0, NULL, "bind_ipv4:"},
+        {"bind_ipv4", AIMX_FAKE_T_STRING, "mx.example", 0, NULL, "bind_ipv4:"},
+        /* TEST-NET-1 and the IPv6 documentation prefix: on no machine. */
+        {"bind_ipv4", AIMX_FAKE_T_STRING, "192.0.2.1", 0, NULL,
+         "bind_ipv4: 192.0.2.1 is not an address of this machine"},
+        {"bind_ipv6", AIMX_FAKE_T_STRING, "127.0.0.1", 0, NULL, "bind_ipv6:"},
+        {"bind_ipv6", AIMX_FAKE_T_STRING, "2001:db8::25", 0, NULL,
+         "bind_ipv6: 2001:db8::25 is not an address of this machine"},
+        {"bind_ipv6", AIMX_FAKE_T_INT, NULL, 6, NULL, "bind_ipv6:"},
     };
     struct aimx_fake_cfg cfg[1];
     struct aimx_fake_host *fh = calloc(1, sizeof *fh);
     const aimx_plugin_descriptor *d = transport_smtp_LTX_aimx_plugin_v1();
     void *inst;
     size_t i, j;
+    char notpem[128];
 
     (void)state;
     assert_non_null(fh);
+    /* A readable file without a certificate: reported at create(). */
+    temp_file(notpem, sizeof notpem, "notpem.txt", "hello\n");
+    cfg[0].path = "ca_file";
+    cfg[0].type = AIMX_FAKE_T_STRING;
+    cfg[0].str = notpem;
+    cfg[0].num = 0;
+    aimx_fake_host_init(fh, cfg, 1);
+    assert_int_not_equal(
+        d->create(aimx_fake_host_api(fh), aimx_fake_host_handle(fh), &inst),
+        AIMX_OK);
+    assert_true(aimx_fake_host_has_error(fh, "holds no PEM certificate"));
     for (i = 0; i < COUNT(cases); i++) {
         cfg[0].path = cases[i].path;
         cfg[0].type = cases[i].type;
@@ -284,8 +429,11 @@ test_config_errors(void **state)
         /* All keys were still asked for, and nothing leaked. */
         for (j = 0; j < COUNT(timeout_paths); j++)
             assert_true(aimx_fake_host_asked(fh, timeout_paths[j]));
+        for (j = 0; j < COUNT(part2_paths); j++)
+            assert_true(aimx_fake_host_asked(fh, part2_paths[j]));
         assert_true(aimx_fake_host_asked(fh, "max_recipients"));
         assert_int_equal(fh->alloc_live, 0);
+        assert_int_equal(smtp_tls_contexts(), 0);
     }
     free(fh);
 }
@@ -299,6 +447,8 @@ test_config_all_errors(void **state)
         AIMX_FAKE_CFG_STRING("helo_name", "no way"),
         AIMX_FAKE_CFG_INT("max_recipients", 5000),
         AIMX_FAKE_CFG_STRING("timeouts.rcpt", "forever"),
+        AIMX_FAKE_CFG_STRING("tls", "always"),
+        AIMX_FAKE_CFG_STRING("bind_ipv4", "192.0.2.1"),
     };
     struct aimx_fake_host *fh = calloc(1, sizeof *fh);
     const aimx_plugin_descriptor *d = transport_smtp_LTX_aimx_plugin_v1();
@@ -310,7 +460,9 @@ test_config_all_errors(void **state)
     assert_int_not_equal(
         d->create(aimx_fake_host_api(fh), aimx_fake_host_handle(fh), &inst),
         AIMX_OK);
-    assert_int_equal(fh->error_count, 4);
+    assert_int_equal(fh->error_count, 6);
+    assert_true(aimx_fake_host_has_error(fh, "tls:"));
+    assert_true(aimx_fake_host_has_error(fh, "bind_ipv4:"));
     assert_true(aimx_fake_host_has_error(fh, "port:"));
     assert_true(aimx_fake_host_has_error(fh, "helo_name:"));
     assert_true(aimx_fake_host_has_error(fh, "max_recipients:"));
@@ -457,9 +609,11 @@ test_connect_timeout_and_order(void **state)
     assert_non_null(r);
     blackhole_open(&b);
     t_cfg_str(p, "timeouts.connect", "300ms");
+    t_cfg_str(p, "connection_attempt_delay", "2s");
     t_plugin_create(p, b.port);
     /* 127.0.0.2 has no listener on that port (refused); 127.0.0.1 has a
-     * full queue (no answer).  Tried in that order. */
+     * full queue (no answer).  Tried in that order; the refusal starts
+     * the second at once, not after the 2s delay (RFC 8305 5). */
     addrs[0] = t_addr("127.0.0.2");
     addrs[1] = t_addr("127.0.0.1");
     t0 = t_now_us();
@@ -479,6 +633,7 @@ test_connect_timeout_and_order(void **state)
     assert_int_equal(a1->outcome, AIMX_CONNECT_TIMEOUT);
     assert_memory_equal(&a1->remote, &addrs[1], sizeof addrs[1]);
     assert_true(a1->start_us >= a0->end_us);
+    assert_true(a1->start_us < a0->start_us + 1000000);
     assert_true(a1->end_us - a1->start_us >= 250000);
     /* It was bound: the local side is known. */
     assert_int_equal(a1->local.family, AIMX_AF_INET);
@@ -502,7 +657,10 @@ test_connect_call_deadline(void **state)
     assert_non_null(p);
     assert_non_null(r);
     blackhole_open(&b);
-    t_plugin_create(p, b.port); /* connect timeout: the default 30s */
+    /* connect timeout: the default 30s; the next attempt would start
+     * after 2s, the deadline comes first. */
+    t_cfg_str(p, "connection_attempt_delay", "2s");
+    t_plugin_create(p, b.port);
     addrs[0] = t_addr("127.0.0.1");
     addrs[1] = t_addr("127.0.0.1");
     t0 = t_now_us();
@@ -511,10 +669,31 @@ test_connect_call_deadline(void **state)
     assert_int_equal(r->res.kind, AIMX_FAIL_TIMEOUT);
     assert_int_equal(r->res.result_class, AIMX_CLASS_TEMPORARY);
     assert_non_null(strstr(r->res.reply, "deadline"));
-    /* The deadline ends the call: the second address is not tried. */
-    assert_int_equal(r->res.attempt_count, 1);
+    /* The deadline ends the race: the first attempt is cut, the second
+     * never started (both recorded). */
+    assert_int_equal(r->res.attempt_count, 2);
     assert_int_equal(AIMX_ATTEMPT_AT(&r->res, 0)->outcome,
                      AIMX_CONNECT_ABORTED);
+    assert_int_equal(AIMX_ATTEMPT_AT(&r->res, 1)->outcome,
+                     AIMX_CONNECT_NOT_STARTED);
+    assert_int_equal(AIMX_ATTEMPT_AT(&r->res, 1)->start_us, 0);
+    t_plugin_destroy(p);
+    free(p);
+
+    /* With the default delay (250ms) the second starts well before the
+     * deadline (1s): both are cut by it. */
+    p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    t_plugin_create(p, b.port);
+    assert_null(t_open(p, addrs, 2, 1000, r));
+    assert_int_equal(r->res.kind, AIMX_FAIL_TIMEOUT);
+    assert_int_equal(r->res.attempt_count, 2);
+    assert_int_equal(AIMX_ATTEMPT_AT(&r->res, 0)->outcome,
+                     AIMX_CONNECT_ABORTED);
+    assert_int_equal(AIMX_ATTEMPT_AT(&r->res, 1)->outcome,
+                     AIMX_CONNECT_ABORTED);
+    assert_true(AIMX_ATTEMPT_AT(&r->res, 1)->start_us >=
+                AIMX_ATTEMPT_AT(&r->res, 0)->start_us + 250000);
     t_plugin_destroy(p);
     blackhole_close(&b);
     free(r);
@@ -759,6 +938,7 @@ main(void)
         cmocka_unit_test(test_config_values),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_all_errors),
+        cmocka_unit_test(test_config_tls_and_sources),
         cmocka_unit_test(test_helo_valid),
         cmocka_unit_test(test_ehlo_keywords),
         cmocka_unit_test(test_connect_refused),
@@ -768,5 +948,5 @@ main(void)
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_conn_deadlines_and_abort),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, remove_dir);
 }
