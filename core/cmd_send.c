@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define IO_CHUNK 65536
@@ -104,6 +105,7 @@ struct send {
     int extract;
     int dry_run;
     uint64_t deadline_us; /* --deadline, 0: none */
+    uint64_t start_us;    /* CLOCK_MONOTONIC when the command began */
     char **headers;
     size_t header_count;
     const char **attach;
@@ -880,7 +882,8 @@ deliver(struct send *s)
         (s->spool.eightbit ? AIMX_ENV_8BIT : 0) |
         (s->utf8_envelope || s->spool.header_8bit ? AIMX_ENV_SMTPUTF8 : 0);
     job.message_id = msgid;
-    job.deadline_us = s->deadline_us;
+    /* --deadline bounds the whole send, from when the command began. */
+    job.deadline_us = s->deadline_us ? s->start_us + s->deadline_us : 0;
     rc = aimx__send_deliver(&job);
     free(rcpts);
     return rc;
@@ -896,6 +899,12 @@ aimx__cmd_send(const aimx_cli *cli)
     int rc;
 
     memset(&s, 0, sizeof s);
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s.start_us =
+            (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    }
     memset(&c, 0, sizeof c);
     s.cli = cli;
     s.body_fd = -1;

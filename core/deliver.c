@@ -51,6 +51,8 @@ static void add_attempt(aimx_delivery_rcpt *r, const char *mx,
                         const aimx_addr *ip, uint32_t phase, int result,
                         int code, const char *reason);
 static int attempt_result_of(const aimx_transport_result *res);
+static int connect_result(const aimx_connect_attempt *at);
+static const char *connect_reason(const aimx_connect_attempt *at);
 static int stopped(const aimx_delivery *d);
 static void settle(aimx_delivery_rcpt *r, int status, const char *mx,
                    const aimx_addr *ip, uint16_t port,
@@ -216,6 +218,30 @@ attempt_result_of(const aimx_transport_result *res)
     }
 }
 
+static int
+connect_result(const aimx_connect_attempt *at)
+{
+    return at->outcome == AIMX_CONNECT_TIMEOUT ||
+                   at->outcome == AIMX_CONNECT_ABORTED
+               ? AIMX_ATTEMPT_TIMEOUT
+               : AIMX_ATTEMPT_REFUSED;
+}
+
+static const char *
+connect_reason(const aimx_connect_attempt *at)
+{
+    switch (at->outcome) {
+    case AIMX_CONNECT_TIMEOUT:
+        return "connection timed out";
+    case AIMX_CONNECT_ABORTED:
+        return "cut short: the deadline passed or aimx was interrupted";
+    case AIMX_CONNECT_UNREACHABLE:
+        return at->sys_errno ? strerror(at->sys_errno) : "unreachable";
+    default:
+        return at->sys_errno ? strerror(at->sys_errno) : "connection refused";
+    }
+}
+
 static void
 settle(aimx_delivery_rcpt *r, int status, const char *mx, const aimx_addr *ip,
        uint16_t port, const aimx_transport_result *res,
@@ -333,8 +359,11 @@ deliver_domain(struct job *j)
     size_t *pending = calloc(j->count ? j->count : 1, sizeof *pending);
     const char **addrs = calloc(j->count ? j->count : 1, sizeof *addrs);
     size_t npending = j->count;
-    int tried = 0, all_greeting_5xx = 1;
-    char last_5xx[600] = "";
+    /* A domain bounces on failures of the sessions themselves only when
+     * every address tried ended permanently (a 5xx greeting, or a host
+     * that cannot do it): one temporary failure anywhere defers it. */
+    int tried = 0, all_permanent = 1, last_perm_code = 0;
+    char last_perm[600] = "", last_perm_enhanced[16] = "";
     uint32_t last_phase = AIMX_PHASE_NONE;
     const char *last_mx = "";
 
@@ -362,7 +391,7 @@ deliver_domain(struct job *j)
                                                        : AIMX_ATTEMPT_SKIPPED,
                     0, why);
             if (host->temporary)
-                all_greeting_5xx = 0;
+                all_permanent = 0;
             continue;
         }
         for (size_t t = 0; t < host->target_count && t < 64; t++)
@@ -385,27 +414,20 @@ deliver_domain(struct job *j)
             slots_acquire(j->slots, host->name);
             st = ops->open(inst, &req, &session, res);
             tried = 1;
-            /* Every address dialled is spent, whatever the outcome. */
+            /* An address that failed is spent; one that lost the race to
+             * another, or never started, may still be tried. */
             for (size_t a = 0; a < res->attempt_count && a < nremaining + 64;
                  a++) {
                 const aimx_connect_attempt *at = AIMX_ATTEMPT_AT(res, a);
-                if (at->outcome == AIMX_CONNECT_NOT_STARTED)
+                if (at->outcome == AIMX_CONNECT_NOT_STARTED ||
+                    at->outcome == AIMX_CONNECT_ABANDONED ||
+                    at->outcome == AIMX_CONNECT_OK)
                     continue;
-                if (at->outcome != AIMX_CONNECT_OK &&
-                    at->outcome != AIMX_CONNECT_ABANDONED) {
-                    all_greeting_5xx = 0;
-                    for (size_t k = 0; k < npending; k++)
-                        add_attempt(&d->rcpts[pending[k]], host->name,
-                                    &at->remote, AIMX_PHASE_CONNECT,
-                                    at->outcome == AIMX_CONNECT_TIMEOUT
-                                        ? AIMX_ATTEMPT_TIMEOUT
-                                        : AIMX_ATTEMPT_REFUSED,
-                                    0,
-                                    at->outcome == AIMX_CONNECT_TIMEOUT
-                                        ? "connection timed out"
-                                        : strerror(at->sys_errno ? at->sys_errno
-                                                                 : 111));
-                }
+                all_permanent = 0;
+                for (size_t k = 0; k < npending; k++)
+                    add_attempt(&d->rcpts[pending[k]], host->name, &at->remote,
+                                AIMX_PHASE_CONNECT, connect_result(at), 0,
+                                connect_reason(at));
                 remove_addr(remaining, &nremaining, &at->remote);
             }
             if (st != AIMX_OK || res->result_class != AIMX_CLASS_OK) {
@@ -422,15 +444,15 @@ deliver_domain(struct job *j)
                     remove_addr(remaining, &nremaining, &res->remote);
                 else if (res->attempt_count == 0 && nremaining > 0)
                     remove_addr(remaining, &nremaining, &remaining[0]);
-                int greeting_5xx = st == AIMX_OK &&
-                                   res->result_class == AIMX_CLASS_PERMANENT &&
-                                   res->kind == AIMX_FAIL_REPLY &&
-                                   (res->phase == AIMX_PHASE_GREETING ||
-                                    res->phase == AIMX_PHASE_EHLO);
-                if (greeting_5xx)
-                    snprintf(last_5xx, sizeof last_5xx, "%s", why);
-                else
-                    all_greeting_5xx = 0;
+                if (st == AIMX_OK &&
+                    res->result_class == AIMX_CLASS_PERMANENT) {
+                    snprintf(last_perm, sizeof last_perm, "%s", why);
+                    snprintf(last_perm_enhanced, sizeof last_perm_enhanced,
+                             "%.15s", res->enhanced);
+                    last_perm_code = res->code;
+                } else {
+                    all_permanent = 0;
+                }
                 /* Connect failures are in the attempts already. */
                 if (st != AIMX_OK || res->phase != AIMX_PHASE_CONNECT)
                     for (size_t k = 0; k < npending; k++)
@@ -446,7 +468,6 @@ deliver_domain(struct job *j)
                     break;
                 continue;
             }
-            all_greeting_5xx = 0;
             remove_addr(remaining, &nremaining, &res->remote);
 
             /* Connected: one session for every pending recipient. */
@@ -503,8 +524,11 @@ deliver_domain(struct job *j)
                            rr);
                     continue;
                 }
-                int perm =
-                    rr != NULL && rr->result_class == AIMX_CLASS_PERMANENT;
+                /* A host that cannot do it (SMTPUTF8 not offered...) is
+                 * not the last word: the next MX host may. */
+                int host_cannot = sent->scope == AIMX_SCOPE_HOST;
+                int perm = rr != NULL && !host_cannot &&
+                           rr->result_class == AIMX_CLASS_PERMANENT;
                 int maybe =
                     rr != NULL ? (rr->flags & AIMX_RESULT_MAYBE_DELIVERED) : 0;
                 aimx_transport_result view = *sent;
@@ -534,6 +558,15 @@ deliver_domain(struct job *j)
                                rr);
                     else
                         snprintf(r->reply, sizeof r->reply, "%.511s", why);
+                    if (host_cannot && rr != NULL &&
+                        rr->result_class == AIMX_CLASS_PERMANENT) {
+                        snprintf(last_perm, sizeof last_perm, "%s", why);
+                        snprintf(last_perm_enhanced, sizeof last_perm_enhanced,
+                                 "%.15s", rr->enhanced);
+                        last_perm_code = rr->code;
+                    } else {
+                        all_permanent = 0;
+                    }
                     pending[kept++] = pending[k];
                 }
             }
@@ -552,9 +585,11 @@ deliver_domain(struct job *j)
         r->done_us = now_us();
         if (r->mx[0] == '\0')
             snprintf(r->mx, sizeof r->mx, "%s", last_mx);
-        if (tried && all_greeting_5xx && last_5xx[0] != '\0' && !stopped(d)) {
+        if (tried && all_permanent && last_perm[0] != '\0' && !stopped(d)) {
             r->status = AIMX_RCPT_BOUNCED;
-            snprintf(r->reply, sizeof r->reply, "%.511s", last_5xx);
+            r->code = last_perm_code;
+            snprintf(r->enhanced, sizeof r->enhanced, "%s", last_perm_enhanced);
+            snprintf(r->reply, sizeof r->reply, "%.511s", last_perm);
             continue;
         }
         r->status = AIMX_RCPT_DEFERRED;
@@ -604,7 +639,7 @@ aimx__deliver(aimx_delivery *d)
     size_t nd = 0;
     struct slots slots;
     struct pool pool;
-    pthread_t threads[64];
+    pthread_t *threads = NULL;
     size_t nthreads = 0;
     int rc = -1;
 
@@ -638,6 +673,7 @@ aimx__deliver(aimx_delivery *d)
     }
     /* Every route at once; DNS is not bounded by max_parallel. */
     d->router.deadline_us = d->deadline_us;
+    d->router.stop = d->stop;
     if (aimx__route_resolve(&d->router, routes, nd) != 0)
         goto out;
     for (size_t k = 0; k < nd; k++) {
@@ -654,15 +690,15 @@ aimx__deliver(aimx_delivery *d)
     size_t want = (size_t)slots.max * 2;
     if (want > nd)
         want = nd;
-    if (want > sizeof threads / sizeof threads[0])
-        want = sizeof threads / sizeof threads[0];
-    for (; nthreads < want; nthreads++)
+    threads = calloc(want ? want : 1, sizeof *threads);
+    for (; threads != NULL && nthreads < want; nthreads++)
         if (pthread_create(&threads[nthreads], NULL, worker, &pool) != 0)
             break;
     if (nthreads == 0)
         worker(&pool);
     for (size_t t = 0; t < nthreads; t++)
         pthread_join(threads[t], NULL);
+    free(threads);
     pthread_mutex_destroy(&pool.lock);
     rc = 0;
 out:

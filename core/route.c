@@ -222,7 +222,7 @@ wait_batch(const aimx_router *r, struct batch *b, struct lookup *lookups,
 
     pthread_mutex_lock(&b->lock);
     while (b->pending > 0) {
-        if (r->deadline_us == 0 || cancelled) {
+        if ((r->deadline_us == 0 && r->stop == NULL) || cancelled) {
             pthread_cond_wait(&b->cond, &b->lock);
             continue;
         }
@@ -236,7 +236,9 @@ wait_batch(const aimx_router *r, struct batch *b, struct lookup *lookups,
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&b->cond, &b->lock, &ts);
-        if (b->pending > 0 && now_us() >= r->deadline_us) {
+        if (b->pending > 0 &&
+            ((r->deadline_us != 0 && now_us() >= r->deadline_us) ||
+             (r->stop != NULL && *r->stop))) {
             /* A resolver that misses its deadline is asked to stop; its
              * completions still come, so keep waiting for them. */
             cancelled = 1;

@@ -11,6 +11,8 @@
 
 #include <aimx/plugin.h>
 
+#include <signal.h>
+
 enum aimx_route_status {
     AIMX_ROUTE_OK = 0,       /* at least one MX host is usable */
     AIMX_ROUTE_TEMPFAIL = 1, /* try again later */
@@ -58,7 +60,8 @@ typedef struct aimx_router {
     int allow_private_targets;
     int max_addresses_per_host;
     int max_mx_hosts;
-    uint64_t deadline_us; /* absolute monotonic; 0: the resolver's own */
+    uint64_t deadline_us;        /* absolute monotonic; 0: the resolver's own */
+    volatile sig_atomic_t *stop; /* set by a signal: cancel the lookups */
 } aimx_router;
 
 /*

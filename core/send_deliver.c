@@ -170,13 +170,14 @@ print_human(const aimx_delivery *d)
                    r->enhanced, r->enhanced[0] ? " " : "", r->reply);
             continue;
         }
-        printf("%s: %s%s: %s%s%s\n", r->address,
-               aimx__rcpt_status_word(r->status),
+        printf("%s: %s%s: ", r->address, aimx__rcpt_status_word(r->status),
                r->possible_duplicate ? " (it may have been delivered: the "
                                        "connection was lost after the whole "
                                        "message was sent)"
-                                     : "",
-               r->enhanced, r->enhanced[0] ? " " : "", r->reply);
+                                     : "");
+        if (r->code != 0)
+            printf("%d ", r->code);
+        printf("%s%s%s\n", r->enhanced, r->enhanced[0] ? " " : "", r->reply);
         for (size_t k = 0; k < r->attempt_count; k++) {
             const aimx_delivery_attempt *a = &r->attempts[k];
             printf("    %s", a->mx[0] ? a->mx : "(domain)");
@@ -207,13 +208,17 @@ log_syslog(const aimx_delivery *d)
                           : r->status == AIMX_RCPT_DELIVERED ? "2.0.0"
                           : r->status == AIMX_RCPT_BOUNCED   ? "5.0.0"
                                                              : "4.0.0";
+        char relay[AIMX_ADDR_TEXT_MAX + 300];
+        if (r->ip.family != 0)
+            snprintf(relay, sizeof relay, "%s[%s]:%u", r->mx,
+                     aimx__addr_text(&r->ip, ip, sizeof ip), (unsigned)r->port);
+        else
+            snprintf(relay, sizeof relay, "%s", r->mx[0] ? r->mx : "none");
         aimx__syslog_only(
             r->status == AIMX_RCPT_DELIVERED ? LOG_INFO : LOG_NOTICE,
-            "to=<%s>, relay=%s[%s]:%u, delay=%.2f, dsn=%s, status=%s (%s)",
-            r->address, r->mx[0] ? r->mx : "none",
-            r->ip.family ? aimx__addr_text(&r->ip, ip, sizeof ip) : "",
-            (unsigned)r->port, (double)(done - d->start_us) / 1e6, dsn, status,
-            r->reply);
+            "to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)%s",
+            r->address, relay, (double)(done - d->start_us) / 1e6, dsn, status,
+            r->reply, r->possible_duplicate ? ", possible duplicate" : "");
     }
 }
 
@@ -260,7 +265,7 @@ aimx__send_deliver(const aimx_send_job *job)
     d.rcpt_count = job->rcpt_count;
     d.max_parallel = c->max_parallel;
     d.max_per_destination = c->max_per_destination;
-    d.deadline_us = job->deadline_us ? now_us() + job->deadline_us : 0;
+    d.deadline_us = job->deadline_us;
     d.stop = &interrupted;
     for (size_t i = 0; i < job->rcpt_count; i++) {
         const char *at = strrchr(job->rcpts[i], '@');

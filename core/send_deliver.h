@@ -19,7 +19,7 @@ typedef struct aimx_send_job {
     uint64_t size;
     uint32_t env_flags;     /* AIMX_ENV_* */
     const char *message_id; /* as in the message, or NULL */
-    uint64_t deadline_us;   /* duration from now; 0: none */
+    uint64_t deadline_us;   /* absolute CLOCK_MONOTONIC µs; 0: none */
 } aimx_send_job;
 
 /* Loads the resolver, policy and transport, delivers, prints the outcome;

@@ -32,6 +32,7 @@ struct server {
     const char *bad_rcpt;
     int bad_rcpt_code; /* the reply to RCPT for bad_rcpt */
     int lost_after_dot;
+    int cannot; /* needs an extension it lacks: permanent, this host */
 };
 
 #define MAX_SERVERS 16
@@ -133,6 +134,20 @@ t_send(void *instance, aimx_session *session, const aimx_envelope *env,
 
     (void)instance;
     (void)msg;
+    if (s->cannot) {
+        reply(res, 555, AIMX_PHASE_MAIL);
+        res->kind = AIMX_FAIL_UNSUPPORTED;
+        res->scope = AIMX_SCOPE_HOST;
+        snprintf(res->enhanced, sizeof res->enhanced, "5.6.7");
+        for (size_t i = 0; i < env->rcpt_count; i++) {
+            aimx_rcpt_result *r = AIMX_RCPT_AT(res, i);
+            r->result_class = AIMX_CLASS_PERMANENT;
+            r->phase = AIMX_PHASE_MAIL;
+            r->code = 555;
+            snprintf(r->enhanced, sizeof r->enhanced, "5.6.7");
+        }
+        return AIMX_OK;
+    }
     if (s->mail != 0) {
         reply(res, s->mail, AIMX_PHASE_MAIL);
         res->scope = AIMX_SCOPE_MESSAGE;
@@ -268,9 +283,9 @@ delivered_over_the_third_address(void **state)
          {"127.0.0.1", "127.0.0.2", "127.0.0.3"}},
     };
     static const struct server srv[] = {
-        {"127.0.0.1", 1, 0, 0, NULL, 0, 0},
-        {"127.0.0.2", 2, 0, 0, NULL, 0, 0},
-        {"127.0.0.3", 0, 0, 0, NULL, 0, 0},
+        {"127.0.0.1", 1, 0, 0, NULL, 0, 0, 0},
+        {"127.0.0.2", 2, 0, 0, NULL, 0, 0, 0},
+        {"127.0.0.3", 0, 0, 0, NULL, 0, 0, 0},
     };
     static const char *const to[] = {"u@a.test"};
     char ip[AIMX_ADDR_TEXT_MAX];
@@ -296,8 +311,8 @@ greeting_421_tries_the_next_address(void **state)
         {"mx.a.test.", AIMX_DNS_A, AIMX_DNS_OK, {"127.0.0.1", "127.0.0.2"}},
     };
     static const struct server srv[] = {
-        {"127.0.0.1", 0, 421, 0, NULL, 0, 0},
-        {"127.0.0.2", 0, 0, 0, NULL, 0, 0},
+        {"127.0.0.1", 0, 421, 0, NULL, 0, 0, 0},
+        {"127.0.0.2", 0, 0, 0, NULL, 0, 0, 0},
     };
     static const char *const to[] = {"u@a.test"};
 
@@ -320,8 +335,8 @@ static void
 permanent_rcpt_reply_is_final(void **state)
 {
     static const struct server srv[] = {
-        {"127.0.0.1", 0, 0, 0, "bad@b.test", 550, 0},
-        {"127.0.0.2", 0, 0, 0, NULL, 0, 0}, /* accepts everything */
+        {"127.0.0.1", 0, 0, 0, "bad@b.test", 550, 0, 0},
+        {"127.0.0.2", 0, 0, 0, NULL, 0, 0, 0}, /* accepts everything */
     };
     static const char *const to[] = {"good@b.test", "bad@b.test"};
 
@@ -340,8 +355,8 @@ static void
 temporary_reply_goes_to_the_next_mx(void **state)
 {
     static const struct server srv[] = {
-        {"127.0.0.1", 0, 0, 451, NULL, 0, 0},
-        {"127.0.0.2", 0, 0, 0, NULL, 0, 0},
+        {"127.0.0.1", 0, 0, 451, NULL, 0, 0, 0},
+        {"127.0.0.2", 0, 0, 0, NULL, 0, 0, 0},
     };
     static const char *const to[] = {"u@b.test", "v@b.test"};
 
@@ -360,12 +375,12 @@ static void
 greeting_5xx_everywhere_bounces_else_defers(void **state)
 {
     static const struct server all_5xx[] = {
-        {"127.0.0.1", 0, 554, 0, NULL, 0, 0},
-        {"127.0.0.2", 0, 554, 0, NULL, 0, 0},
+        {"127.0.0.1", 0, 554, 0, NULL, 0, 0, 0},
+        {"127.0.0.2", 0, 554, 0, NULL, 0, 0, 0},
     };
     static const struct server one_refused[] = {
-        {"127.0.0.1", 0, 554, 0, NULL, 0, 0},
-        {"127.0.0.2", 1, 0, 0, NULL, 0, 0},
+        {"127.0.0.1", 0, 554, 0, NULL, 0, 0, 0},
+        {"127.0.0.2", 1, 0, 0, NULL, 0, 0, 0},
     };
     static const char *const to[] = {"u@b.test"};
 
@@ -386,8 +401,8 @@ static void
 lost_after_dot_is_deferred_not_retried(void **state)
 {
     static const struct server srv[] = {
-        {"127.0.0.1", 0, 0, 0, NULL, 0, 1},
-        {"127.0.0.2", 0, 0, 0, NULL, 0, 0},
+        {"127.0.0.1", 0, 0, 0, NULL, 0, 1, 0},
+        {"127.0.0.2", 0, 0, 0, NULL, 0, 0, 0},
     };
     static const char *const to[] = {"u@b.test"};
 
@@ -397,6 +412,35 @@ lost_after_dot_is_deferred_not_retried(void **state)
     assert_int_equal(rcpts[0].status, AIMX_RCPT_DEFERRED);
     assert_true(rcpts[0].possible_duplicate);
     assert_int_equal(sessions_at[1], 0);
+    aimx__delivery_free(&d);
+}
+
+static void
+host_that_cannot_moves_to_the_next_mx(void **state)
+{
+    static const struct server one_cannot[] = {
+        {"127.0.0.1", 0, 0, 0, NULL, 0, 0, 1},
+        {"127.0.0.2", 0, 0, 0, NULL, 0, 0, 0},
+    };
+    static const struct server both_cannot[] = {
+        {"127.0.0.1", 0, 0, 0, NULL, 0, 0, 1},
+        {"127.0.0.2", 0, 0, 0, NULL, 0, 0, 1},
+    };
+    static const char *const to[] = {"u@b.test"};
+
+    (void)state;
+    bench(two_mx, N(two_mx), one_cannot, N(one_cannot), 1, to, 1);
+    assert_int_equal(aimx__deliver(&d), 0);
+    assert_int_equal(rcpts[0].status, AIMX_RCPT_DELIVERED);
+    assert_string_equal(rcpts[0].mx, "mx2.b.test");
+    aimx__delivery_free(&d);
+
+    /* Every MX host cannot: permanent, with the reply's codes. */
+    bench(two_mx, N(two_mx), both_cannot, N(both_cannot), 1, to, 1);
+    assert_int_equal(aimx__deliver(&d), 0);
+    assert_int_equal(rcpts[0].status, AIMX_RCPT_BOUNCED);
+    assert_int_equal(rcpts[0].code, 555);
+    assert_string_equal(rcpts[0].enhanced, "5.6.7");
     aimx__delivery_free(&d);
 }
 
@@ -443,9 +487,11 @@ static const struct answer four_domains[] = {
     {"shared.test.", AIMX_DNS_A, AIMX_DNS_OK, {"127.0.0.5"}},
 };
 static const struct server four_servers[] = {
-    {"127.0.0.1", 0, 0, 0, NULL, 0, 0}, {"127.0.0.2", 0, 0, 0, NULL, 0, 0},
-    {"127.0.0.3", 0, 0, 0, NULL, 0, 0}, {"127.0.0.4", 0, 0, 0, NULL, 0, 0},
-    {"127.0.0.5", 0, 0, 0, NULL, 0, 0},
+    {"127.0.0.1", 0, 0, 0, NULL, 0, 0, 0},
+    {"127.0.0.2", 0, 0, 0, NULL, 0, 0, 0},
+    {"127.0.0.3", 0, 0, 0, NULL, 0, 0, 0},
+    {"127.0.0.4", 0, 0, 0, NULL, 0, 0, 0},
+    {"127.0.0.5", 0, 0, 0, NULL, 0, 0, 0},
 };
 
 static void
@@ -537,6 +583,7 @@ main(void)
         cmocka_unit_test(temporary_reply_goes_to_the_next_mx),
         cmocka_unit_test(greeting_5xx_everywhere_bounces_else_defers),
         cmocka_unit_test(lost_after_dot_is_deferred_not_retried),
+        cmocka_unit_test(host_that_cannot_moves_to_the_next_mx),
         cmocka_unit_test(dns_outcomes_reach_every_recipient),
         cmocka_unit_test(domains_in_parallel_within_limits),
         cmocka_unit_test(one_mx_host_gets_at_most_max_per_destination),
