@@ -39,9 +39,18 @@ int aimx__cmd_plugins(const aimx_cli *cli);
 int aimx__cmd_config_check(const aimx_cli *cli);
 int aimx__cmd_route(const aimx_cli *cli);
 int aimx__cmd_send(const aimx_cli *cli);
+int aimx__cmd_setup(const aimx_cli *cli);
+int aimx__cmd_verify(const aimx_cli *cli);
+int aimx__cmd_keygen(const aimx_cli *cli);
 
 /* The options of 'aimx send' (parsed by main with the global ones). */
 extern const struct option aimx__send_options[];
 #define AIMX_SEND_SHORTOPTS "t"
+
+/* The options of 'aimx setup', 'aimx verify' and 'aimx dkim-keygen'
+ * (long options only). */
+extern const struct option aimx__setup_options[];
+extern const struct option aimx__verify_options[];
+extern const struct option aimx__keygen_options[];
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include "hostport.h"
 #include "log.h"
 
 #include <aimx/plugin.h>
@@ -50,6 +51,7 @@ static const struct key_spec top_keys[] = {
     {"max_parallel", KEY_INT, 1, 1000},
     {"max_per_destination", KEY_INT, 1, 100},
     KEY("spool_dir", KEY_STRING),
+    KEY("verify_target", KEY_STRING),
 };
 
 static const struct key_spec dkim_keys[] = {
@@ -665,6 +667,24 @@ apply_top_level(aimx_config *c, aimx_diag *d)
     if (c->spool_dir == NULL)
         c->spool_dir = strdup(AIMX_DEFAULT_SPOOL_DIR);
 
+    /* Checked here so that a bad target is a FILE:LINE error for every
+     * command, not a surprise when 'aimx verify' finally runs. */
+    s = config_setting_get_member(root, "verify_target");
+    if (s != NULL && type_matches(s, KEY_STRING)) {
+        aimx_hostport hp;
+        char why[512];
+        const char *v = config_setting_get_string(s);
+        if (aimx__hostport_parse(v, &hp, why, sizeof why) != 0) {
+            aimx__config_where(c, s, where, sizeof where);
+            aimx__diag_add(d,
+                           "%s: 'verify_target' = \"%s\" is not HOST[:PORT] "
+                           "or [IPv6]:PORT: %s",
+                           where, v, why);
+        } else {
+            c->verify_target = strdup(v);
+        }
+    }
+
     s = config_setting_get_member(root, "dkim");
     if (s != NULL && config_setting_is_group(s)) {
         check_keys(c, s, "dkim", dkim_keys,
@@ -792,6 +812,7 @@ aimx__config_free(aimx_config *c)
     free(c->dkim_selector);
     free(c->dkim_key_file);
     free(c->dkim_public_key_file);
+    free(c->verify_target);
     memset(c, 0, sizeof *c);
 }
 

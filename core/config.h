@@ -39,6 +39,7 @@ typedef struct aimx_config {
     char *dkim_selector;        /* s=; set when dkim */
     char *dkim_key_file;        /* absolute; set when dkim */
     char *dkim_public_key_file; /* absolute, or NULL */
+    char *verify_target;        /* "HOST[:PORT]" for aimx verify, or NULL */
 } aimx_config;
 
 const char *aimx__slot_name(int slot);

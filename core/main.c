@@ -131,6 +131,77 @@ static const struct command commands[] = {
         "cannot be read; 73/75 the spool cannot be written; 78\n"
         "configuration or DKIM key.\n",
     },
+    {
+        "setup",
+        NULL,
+        aimx__cmd_setup,
+        "aimx setup DOMAIN [--ipv4 ADDR] [--ipv6 ADDR] [--outbound-only]\n"
+        "       [--verify] [--json]",
+        "the DNS records a mail domain needs, and checks of them",
+        "Prints the DNS records DOMAIN needs: A, MX, SPF (merged into an\n"
+        "existing SPF record), the DKIM key record and DMARC, plus AAAA and\n"
+        "ip6: only when the policy plugin sends over IPv6.  The server's\n"
+        "addresses come from --ipv4/--ipv6, else the transport's bind_ipv4/\n"
+        "bind_ipv6, else this machine's global addresses.\n"
+        "\n"
+        "  --ipv4 ADDR, --ipv6 ADDR  the server's public address\n"
+        "  --outbound-only      leave out A, AAAA and MX (another server\n"
+        "                       takes the domain's mail)\n"
+        "  --verify             look every record up through the resolver\n"
+        "                       plugin: PASS, MISSING, WRONG, LOOKUP FAILED;\n"
+        "                       SPF is evaluated as receivers do (RFC 7208)\n"
+        "                       for each outbound address; reverse DNS and\n"
+        "                       the EHLO name give warnings\n"
+        "\n"
+        "Exit: 0 (with --verify: every record in place); 1 a record is\n"
+        "missing or wrong; 75 a lookup failed; 64 usage; 65 not a domain;\n"
+        "78 configuration.\n",
+    },
+    {
+        "verify",
+        NULL,
+        aimx__cmd_verify,
+        "aimx verify [--target HOST[:PORT]] [--json]",
+        "check that this host can open outbound SMTP sessions",
+        "For each address family the policy uses, the transport's probe\n"
+        "connects to the target, reads the greeting, says EHLO and QUIT,\n"
+        "and reports reachable, refused, timeout or greeting_refused with\n"
+        "timings.  It sends no mail and probes nothing else: DNS records\n"
+        "are 'aimx setup DOMAIN --verify'.\n"
+        "\n"
+        "  --target HOST[:PORT]  the server to probe (also [IPv6]:PORT);\n"
+        "                       default: verify_target in aimx.conf.  A\n"
+        "                       host name is probed over every family the\n"
+        "                       policy uses, an IP address over its own.\n"
+        "                       The transport connects to its own port\n"
+        "                       (transport-smtp: 'port', default 25): a PORT\n"
+        "                       given here must be that port.\n"
+        "\n"
+        "Exit: 0 every probed family works; 75 otherwise; 64 usage (no\n"
+        "target, a family the policy does not use, another port); 78\n"
+        "configuration.\n",
+    },
+    {
+        "dkim-keygen",
+        NULL,
+        aimx__cmd_keygen,
+        "aimx dkim-keygen [--selector S] [--bits N] [--force] [--json]",
+        "generate the DKIM key pair and print its DNS record",
+        "Generates an RSA key pair at the dkim group's key_file (mode 0600,\n"
+        "never readable by others, not even briefly) and public_key_file\n"
+        "(0644), by default in the dkim directory beside the default\n"
+        "configuration, each written whole or not at all, and prints the\n"
+        "TXT record <selector>._domainkey.<domain> in strings of at most\n"
+        "255 octets.\n"
+        "\n"
+        "  --selector S         the selector (default: dkim.selector, else\n"
+        "                       aimx)\n"
+        "  --bits N             key size, 1024 to 4096 (default 2048)\n"
+        "  --force              replace existing key files\n"
+        "\n"
+        "Exit: 0; 73 a key file exists (without --force) or cannot be\n"
+        "created; 77 permission denied; 64 usage; 78 configuration.\n",
+    },
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -143,6 +214,9 @@ static const struct {
     const char *shortopts;
 } command_options[] = {
     {"send", aimx__send_options, AIMX_SEND_SHORTOPTS},
+    {"setup", aimx__setup_options, ""},
+    {"verify", aimx__verify_options, ""},
+    {"dkim-keygen", aimx__keygen_options, ""},
 };
 
 /* A root for LeakSanitizer: the commands' options live until exit. */
