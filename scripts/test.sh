@@ -5,6 +5,10 @@
 # packages it needs (none that starts a system daemon), builds with warnings
 # as errors, runs every test plain and under AddressSanitizer + UBSan, builds
 # the core alone (every plugin switched off), and checks the formatting.
+# The ctest suite of the plain and sanitizer stages includes a second build
+# with every bundled plugin built into aimx, run through the end-to-end send
+# test (tests/builtin, ctest builtin_static_e2e), and the ABI guard
+# (tests/abi: layout baselines, plugins built against the frozen 1.0 header).
 #
 #   scripts/test.sh            everything
 #   AIMX_TEST_JOBS=N           parallel build and test jobs (default: nproc)
@@ -30,6 +34,10 @@ packages=(
   # iproute2 (`ip netns`) and nftables (`nft`, whose service is not enabled
   # on install) build the Happy Eyeballs network namespace.
   python3-cryptography iproute2 nftables
+  # Packaging (tests/packaging): dpkg-dev for dpkg-shlibdeps, which cpack
+  # runs, and dpkg-buildflags; lintian for the .debs; groff-base and
+  # man-db to render the man pages as readers and lintian do.
+  dpkg-dev lintian groff-base man-db
 )
 
 declare -a stage_names=() stage_secs=()
