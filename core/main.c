@@ -91,16 +91,17 @@ static const struct command commands[] = {
         "send",
         NULL,
         aimx__cmd_send,
-        "aimx send --from ADDR --to ADDR... [options] --dry-run [--json]\n"
+        "aimx send --from ADDR --to ADDR... [options] [--dry-run] [--json]\n"
         "       aimx send --raw FILE|- [--from ADDR] [--to ADDR...] [-t] "
-        "--dry-run",
-        "compose or take a message, check and sign it (--dry-run)",
+        "[--dry-run]",
+        "compose or take a message, sign it and deliver it to each MX",
         "Composes a message from the options below, or takes an existing one\n"
         "with --raw, checks it, writes it once into an unnamed spool file in\n"
-        "canonical form (CRLF) and signs it with DKIM when the dkim group is\n"
-        "configured.  --dry-run prints the message exactly as it would be\n"
-        "sent (the envelope goes to stderr; with --json both are one\n"
-        "object) and sends nothing.  Delivery itself is not in this build.\n"
+        "canonical form (CRLF), signs it with DKIM when the dkim group is\n"
+        "configured, and delivers it directly to each recipient's MX through\n"
+        "the resolver, policy and transport plugins, over IPv4 unless\n"
+        "enable_ipv6 = true.  One line per recipient says what happened:\n"
+        "delivered, deferred or bounced, and why (docs/delivery.md).\n"
         "\n"
         "Compose:\n"
         "  --from ADDR          the author and envelope sender (required)\n"
@@ -124,12 +125,19 @@ static const struct command commands[] = {
         "  --to ADDR            envelope recipients; repeatable\n"
         "  -t                   also send to the To, Cc and Bcc addresses\n"
         "Both:\n"
-        "  --dry-run            do everything but deliver; print the result\n"
+        "  --dry-run            do everything but deliver; print the message\n"
+        "                       (the envelope goes to stderr; with --json\n"
+        "                       both are one object)\n"
+        "  --deadline DURATION  bound the whole send (\"30s\"); recipients\n"
+        "                       not done by then are deferred\n"
         "\n"
-        "Exit: 0 dry run done; 64 usage (and, for now, any send without\n"
-        "--dry-run); 65 bad address, header or message; 66 an input file\n"
-        "cannot be read; 73/75 the spool cannot be written; 78\n"
-        "configuration or DKIM key.\n",
+        "SIGINT or SIGTERM ends the send at once: every recipient's state is\n"
+        "printed and the exit is 75.\n"
+        "\n"
+        "Exit: 0 every recipient delivered (or the dry run done); 75 some\n"
+        "deferred, none bounced; 69 any bounced; 64 usage; 65 bad address,\n"
+        "header or message; 66 an input file cannot be read; 73/75 the spool\n"
+        "cannot be written; 78 configuration, DKIM key or a missing plugin.\n",
     },
     {
         "setup",
