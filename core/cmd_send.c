@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * aimx send: compose a message from options or take a raw one, check it,
- * spool it once in canonical form and sign it.  --dry-run shows the
- * result; delivery is the delivery engine's (issue 8), not in this build.
- * A dry run needs no plugin at all, so none is loaded.
+ * spool it once in canonical form and sign it; then deliver it
+ * (send_deliver.c) or, with --dry-run, show it.  A dry run needs no plugin
+ * at all, so none is loaded.
  */
 #include "address.h"
 #include "cli.h"
