@@ -64,7 +64,10 @@ aimx__cmd_config_check(const aimx_cli *cli)
             aimx__json_string(&j, "slot", aimx__slot_name(slot));
             aimx__json_string(&j, "name", inst[slot].plugin.name);
             aimx__json_string(&j, "version", inst[slot].plugin.desc.version);
-            aimx__json_string(&j, "file", inst[slot].plugin.path);
+            aimx__json_string(
+                &j, "file",
+                inst[slot].plugin.builtin ? NULL : inst[slot].plugin.path);
+            aimx__json_bool(&j, "builtin", inst[slot].plugin.builtin);
             aimx__json_object_end(&j);
         }
         aimx__json_array_end(&j);
@@ -79,7 +82,8 @@ aimx__cmd_config_check(const aimx_cli *cli)
         for (int slot = 0; slot < AIMX_SLOT_COUNT; slot++)
             printf("  %-12s %s %s (%s)\n", aimx__slot_name(slot),
                    inst[slot].plugin.name, inst[slot].plugin.desc.version,
-                   inst[slot].plugin.path);
+                   inst[slot].plugin.builtin ? "built in"
+                                             : inst[slot].plugin.path);
     }
     aimx__config_free(&c);
     return AIMX_EXIT_OK;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* aimx plugins: what is in the plugin directories and whether it loads. */
+/* aimx plugins: the plugins built into this binary and what is in the
+ * plugin directories, and whether each loads. */
 #include "cli.h"
 #include "exitcodes.h"
 #include "json.h"
@@ -63,8 +64,9 @@ aimx__cmd_plugins(const aimx_cli *cli)
                      (unsigned)e->abi_minor);
             aimx__json_string(&j, "abi", ok ? abi : NULL);
             aimx__json_string(&j, "description", ok ? e->description : NULL);
-            aimx__json_string(&j, "file", e->path);
-            aimx__json_bool(&j, "builtin", 0);
+            /* A built-in plugin has no file. */
+            aimx__json_string(&j, "file", e->builtin ? NULL : e->path);
+            aimx__json_bool(&j, "builtin", e->builtin);
             aimx__json_string(&j, "status", status_word(e->status));
             aimx__json_string(&j, "reason", ok ? NULL : e->reason);
             aimx__json_object_end(&j);
@@ -89,7 +91,7 @@ aimx__cmd_plugins(const aimx_cli *cli)
                    e->status == AIMX_LISTING_OK ? aimx__kind_name(e->kind)
                                                 : "-",
                    e->status == AIMX_LISTING_OK ? e->version : "-", abi,
-                   status_word(e->status), e->path);
+                   status_word(e->status), e->builtin ? "(built in)" : e->path);
             if (e->status != AIMX_LISTING_OK)
                 printf("%20s %s\n", "", e->reason);
         }

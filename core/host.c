@@ -404,11 +404,12 @@ aimx__instance_create_from(aimx_instance *inst, const aimx_config *c, int slot,
         if (d->count == before) {
             char where[PATH_MAX + 32];
             aimx__config_where(c, inst->host.group, where, sizeof where);
-            aimx__diag_add(d,
-                           "%s: plugin '%s' (%s) could not start (status "
-                           "%d); see the messages above",
-                           where, inst->plugin.name, inst->plugin.path,
-                           (int)st);
+            aimx__diag_add(
+                d,
+                "%s: plugin '%s' (%s) could not start (status "
+                "%d); see the messages above",
+                where, inst->plugin.name,
+                inst->plugin.builtin ? "built in" : inst->plugin.path, (int)st);
         }
         return 78;
     }

@@ -29,8 +29,9 @@ enum aimx_listing_status {
 
 typedef struct aimx_plugin_listing {
     char name[256];
-    char path[PATH_MAX];
-    int status; /* enum aimx_listing_status */
+    char path[PATH_MAX]; /* "" when built in */
+    int builtin;         /* linked into this binary (AIMX_BUILTIN_PLUGINS) */
+    int status;          /* enum aimx_listing_status */
     char reason[1024];
     uint32_t kind; /* 0 when unknown */
     uint32_t abi_major, abi_minor;
@@ -39,9 +40,12 @@ typedef struct aimx_plugin_listing {
 } aimx_plugin_listing;
 
 /*
- * Loads plugin `name` for a slot of `kind`, from the first directory that
- * has <dir>/<name>.so.  On failure returns -1 with a sentence in err that
- * names the file (or, when absent, every directory searched).
+ * Loads plugin `name` for a slot of `kind`: the plugin of that name linked
+ * into this binary if there is one (see aimx__builtin_count), else the one
+ * in the first directory that has <dir>/<name>.so.  Whichever is found
+ * first is used even when it is then refused.  On failure returns -1 with
+ * a sentence in err that names the file or the built-in plugin (or, when
+ * absent, every directory searched).
  */
 int aimx__plugin_load(char *const *dirs, size_t dir_count, const char *name,
                       uint32_t kind, aimx_plugin *out, char *err,
@@ -51,7 +55,20 @@ int aimx__plugin_load(char *const *dirs, size_t dir_count, const char *name,
 int aimx__plugin_load_file(const char *path, uint32_t kind, aimx_plugin *out,
                            char *err, size_t errlen);
 
-/* Every *.so in dirs, in search order; *out is malloc'ed. */
+/*
+ * Built-in plugins: those linked into this binary and listed in its
+ * libltdl preloaded-symbol table (aimx__preloaded_symbols, which
+ * cmake/AimxBuiltins.cmake generates into the aimx program; a program
+ * without one, such as a unit test, has no built-in plugins).  Names come
+ * in table order.  aimx__builtin_name copies the i-th one's name into
+ * name and returns 0, or returns -1 past the end.
+ */
+size_t aimx__builtin_count(void);
+int aimx__builtin_name(size_t i, char *name, size_t len);
+
+/* Every built-in plugin, then every *.so in dirs, in search order; a file
+ * named like a built-in plugin or like a file of an earlier directory is
+ * listed as shadowed.  *out is malloc'ed. */
 int aimx__plugin_scan(char *const *dirs, size_t dir_count,
                       aimx_plugin_listing **out, size_t *count);
 

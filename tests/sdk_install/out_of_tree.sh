@@ -4,10 +4,13 @@
 # usage: out_of_tree.sh SOURCE_DIR BUILD_DIR AIMX_BINARY C_COMPILER
 #
 # Plays a plugin author who has only the installed SDK: installs the dev
-# component of BUILD_DIR into a scratch prefix, copies the example plugin
+# component of BUILD_DIR into a scratch prefix, copies each example plugin
 # out of the source tree, builds it twice against that prefix alone (the
-# AimxPlugin CMake package; pkg-config and a bare compiler), checks each
-# module's exports and binding, and has AIMX_BINARY load it.
+# AimxPlugin CMake package; pkg-config and a bare compiler), runs its unit
+# test both ways, checks each module's exports and binding, and has
+# AIMX_BINARY load it.  The examples of the plugin guide (resolver-static,
+# transport-dir) are taken from the installed copy and built with their own
+# build-with-pkg-config.sh, the commands docs/plugin-guide.md quotes.
 #
 # Optional environment: AIMX_CMAKE, AIMX_CTEST (the cmake and ctest to use),
 # AIMX_KEEP_TMP=1 (keep the scratch directory for a post-mortem).
@@ -30,6 +33,8 @@ ctest_bin=${AIMX_CTEST:-ctest}
 python=/usr/bin/python3
 name=policy-ipv6only
 ident=policy_ipv6only
+# The plugin guide's examples: name, then kind.
+guide_examples=(resolver-static resolver transport-dir transport)
 
 for tool in "$cmake_bin" "$ctest_bin" "$cc" pkg-config nm readelf "$python"; do
     command -v "$tool" >/dev/null || fail "$tool not found"
@@ -106,6 +111,28 @@ for f in "$src/sdk/examples/$name"/*; do
         fail "installed example file ${f##*/} is missing or differs"
 done
 echo "ok: $installed_example"
+examples_dir=$(dirname "$installed_example")
+for ((i = 0; i < ${#guide_examples[@]}; i += 2)); do
+    ex=${guide_examples[i]}
+    [ -d "$examples_dir/$ex" ] || fail "the example $ex was not installed"
+    for f in "$src/sdk/examples/$ex"/*; do
+        case ${f##*/} in
+            *.c | *.h | *.md | *.sh | *.txt | aimx.conf) ;;
+            *) continue ;; # not shipped (a build directory, an editor file)
+        esac
+        cmp "$f" "$examples_dir/$ex/${f##*/}" ||
+            fail "installed example file $ex/${f##*/} is missing or differs"
+    done
+    [ -x "$examples_dir/$ex/build-with-pkg-config.sh" ] ||
+        fail "$examples_dir/$ex/build-with-pkg-config.sh is not executable"
+    echo "ok: $examples_dir/$ex"
+done
+guide=$(dirname "$examples_dir")/plugin-guide.md
+if [ -f "$src/docs/plugin-guide.md" ]; then
+    cmp "$src/docs/plugin-guide.md" "$guide" ||
+        fail "the plugin guide was not installed as $guide, or differs"
+    echo "ok: $guide"
+fi
 # The SDK must be self-contained: nothing of it may depend on another
 # component having been installed.
 if [ -e "$prefix/bin/aimx" ]; then
@@ -149,9 +176,10 @@ got=$(pc_words --libs)
 [ -z "$got" ] || fail "the header-only SDK has Libs: '$got'"
 
 # ---------------------------------------------------------------------------
-# check_module FILE: the loader's expectations of a built plugin.
+# check_module FILE [NAME IDENT]: the loader's expectations of a built
+# plugin (by default the policy example's).
 check_module() {
-    local so=$1 syms dyn
+    local so=$1 name=${2:-$name} ident=${3:-$ident} syms dyn
     [ -f "$so" ] || fail "$so was not built"
     [ "$(basename "$so")" = "$name.so" ] || fail "$so is not named $name.so"
     # Hidden visibility: the two entry points and nothing else.
@@ -164,9 +192,11 @@ check_module() {
     echo "ok: BIND_NOW"
 }
 
-# check_listing DIR: aimx finds DIR/$name.so and loads it.
+# check_listing DIR [NAME KIND]: aimx finds DIR/NAME.so and loads it as a
+# KIND plugin (by default the policy example).  Built-in plugins of the
+# binary, and other files of DIR, may be listed too.
 check_listing() {
-    local dir=$1 json=$tmp/listing.json
+    local dir=$1 name=${2:-$name} kind=${3:-policy} json=$tmp/listing.json
     mkdir -p "$tmp/empty"
     printf 'plugin_dirs = [ "%s" ];\n' "$tmp/empty" >"$tmp/aimx.conf"
     echo "+ AIMX_PLUGIN_PATH=$dir $aimx plugins --json --config $tmp/aimx.conf"
@@ -174,11 +204,11 @@ check_listing() {
         fail "aimx plugins failed (exit $?)"
     cat "$json"
     echo
-    "$python" - "$json" "$dir" "$tmp/empty" "$name" "$host_abi" <<'PY' ||
+    "$python" - "$json" "$dir" "$tmp/empty" "$name" "$host_abi" "$kind" <<'PY' ||
 import json
 import sys
 
-path, plugin_dir, empty_dir, name, abi = sys.argv[1:]
+path, plugin_dir, empty_dir, name, abi, kind = sys.argv[1:]
 with open(path, encoding="utf-8") as f:
     doc = json.load(f)
 problems = []
@@ -186,14 +216,15 @@ if doc.get("schema") != 1:
     problems.append("schema is %r, not 1" % doc.get("schema"))
 if doc.get("plugin_dirs") != [plugin_dir, empty_dir]:
     problems.append("plugin_dirs is %r" % doc.get("plugin_dirs"))
-plugins = doc.get("plugins", [])
+plugins = [p for p in doc.get("plugins", [])
+           if not p.get("builtin") and p.get("name") == name]
 if len(plugins) != 1:
-    problems.append("expected exactly one plugin, got %d" % len(plugins))
+    problems.append("expected %s once, got %d" % (name, len(plugins)))
 else:
     p = plugins[0]
     want = {
         "name": name,
-        "kind": "policy",
+        "kind": kind,
         "abi": abi,
         "status": "ok",
         "reason": None,
@@ -210,8 +241,8 @@ for problem in problems:
     print("listing: " + problem, file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
-        fail "aimx does not list $dir/$name.so as a loadable policy plugin"
-    echo "ok: aimx lists $name as an ok policy plugin, ABI $host_abi"
+        fail "aimx does not list $dir/$name.so as a loadable $kind plugin"
+    echo "ok: aimx lists $name as an ok $kind plugin, ABI $host_abi"
 }
 
 # check_headers_from_prefix DEPFILE...: every aimx header the compiler read
@@ -313,4 +344,45 @@ else
     echo "note: cmocka has no pkg-config file; README unit test build skipped"
 fi
 
-say "PASS: the installed SDK builds $name out of tree with CMake and pkg-config"
+# ---------------------------------------------------------------------------
+# The plugin guide's examples, from the installed copy: the CMake build, its
+# unit test and install; then the example's own build-with-pkg-config.sh
+# (which also builds and runs the unit test), as the guide tells.
+for ((i = 0; i < ${#guide_examples[@]}; i += 2)); do
+    ex=${guide_examples[i]}
+    kind=${guide_examples[i + 1]}
+    exident=${ex//-/_}
+    work=$tmp/$ex
+    cp -R "$examples_dir/$ex" "$work"
+
+    say "CMake: building $ex against the AimxPlugin package"
+    "$cmake_bin" -S "$work" -B "$work/build" \
+        -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+        -DCMAKE_C_COMPILER="$cc" \
+        -DCMAKE_C_FLAGS=-Werror
+    "$cmake_bin" --build "$work/build" --parallel 2
+    mapfile -t deps < <(find "$work/build" -name '*.o.d')
+    if [ "${#deps[@]}" -gt 0 ]; then
+        check_headers_from_prefix "${deps[@]}"
+    fi
+    "$ctest_bin" --test-dir "$work/build" --output-on-failure --no-tests=error
+    "$cmake_bin" --install "$work/build"
+    check_module "$want_plugindir/$ex.so" "$ex" "$exident"
+    check_listing "$want_plugindir" "$ex" "$kind"
+
+    if pkg-config --exists cmocka; then
+        say "pkg-config: $ex/build-with-pkg-config.sh"
+        # Our prefix first; cmocka still comes from the system.  -MD leaves
+        # dependency files to prove where the headers came from.
+        (cd "$work" && PKG_CONFIG_PATH=$pcdir CC=$cc \
+            CFLAGS="-Wpedantic -Werror -MD" ./build-with-pkg-config.sh)
+        check_headers_from_prefix "$work"/*.d
+        check_module "$work/$ex.so" "$ex" "$exident"
+        check_listing "$work" "$ex" "$kind"
+    else
+        echo "note: cmocka has no pkg-config file; $ex/build-with-pkg-config.sh skipped"
+    fi
+done
+
+say "PASS: the installed SDK builds $name ${guide_examples[0]} ${guide_examples[2]} out of tree with CMake and pkg-config"
