@@ -81,6 +81,9 @@ import socket
 import ssl
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peerlib  # noqa: E402
+
 from aiosmtpd.smtp import SMTP
 
 
@@ -181,45 +184,11 @@ class Recorder:
         return f"250 OK queued as msg-{n}"
 
 
-def bind_all(addrs, port):
-    """Listening TCP sockets on every address, all on one port."""
-    for attempt in range(200):
-        socks = []
-        try:
-            p = port
-            for addr in addrs:
-                fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-                t = socket.socket(fam, socket.SOCK_STREAM)
-                socks.append(t)
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if fam == socket.AF_INET6:
-                    t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                t.bind((addr, p))
-                p = t.getsockname()[1]
-            for t in socks:
-                t.listen(64)
-                t.setblocking(False)
-            return p, socks
-        except OSError:
-            for t in socks:
-                t.close()
-            if port != 0:
-                raise
-    raise OSError("no port free on every address")
-
-
-async def watch_parent(ppid, stop):
-    while os.getppid() == ppid:
-        await asyncio.sleep(0.5)
-    print("aiosmtpd_sink: parent gone, stopping", file=sys.stderr)
-    stop.set()
-
-
 async def serve(args, tls):
     state = State(args.record)
     handler = Recorder(state)
     loop = asyncio.get_running_loop()
-    port, socks = bind_all(args.listen, args.port)
+    port, socks = peerlib.bind_tcp_all(args.listen, args.port)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -238,7 +207,8 @@ async def serve(args, tls):
     with open(tmp, "w") as f:
         f.write(f"{port}\n")
     os.replace(tmp, args.port_file)
-    watch = asyncio.ensure_future(watch_parent(os.getppid(), stop))
+    watch = asyncio.ensure_future(
+        peerlib.watch_parent("aiosmtpd_sink", os.getppid(), stop))
     await stop.wait()
     watch.cancel()
     for srv in servers:

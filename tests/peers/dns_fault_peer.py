@@ -126,6 +126,9 @@ import sys
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peerlib  # noqa: E402
+
 TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15,
          "TXT": 16, "AAAA": 28, "SRV": 33, "OPT": 41, "ANY": 255}
 TYPE_NAMES = {v: k for k, v in TYPES.items()}
@@ -610,13 +613,6 @@ def bind_all(addrs, port):
     raise OSError("no port free for UDP and TCP on every address")
 
 
-async def watch_parent(ppid, stop):
-    while os.getppid() == ppid:
-        await asyncio.sleep(0.5)
-    print("dns_fault_peer: parent gone, stopping", file=sys.stderr)
-    stop.set()
-
-
 async def serve(args, zone):
     peer = Peer(zone, args.stats)
     port, socks = bind_all(args.listen, args.port)
@@ -638,7 +634,8 @@ async def serve(args, zone):
     with open(tmp, "w") as f:
         f.write(f"{port}\n")
     os.replace(tmp, args.port_file)
-    watch = asyncio.ensure_future(watch_parent(os.getppid(), stop))
+    watch = asyncio.ensure_future(
+        peerlib.watch_parent("dns_fault_peer", os.getppid(), stop))
     await stop.wait()
     watch.cancel()
     for tr in transports:

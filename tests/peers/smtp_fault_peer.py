@@ -213,6 +213,9 @@ import time
 import traceback
 import warnings
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peerlib  # noqa: E402
+
 MAX_LINE = 4096
 READ_SIZE = 65536
 
@@ -894,43 +897,9 @@ class Session:
 
 # -- server --------------------------------------------------------------
 
-def bind_all(addrs, port):
-    """Listening TCP sockets on every address, all on one port."""
-    for attempt in range(200):
-        socks = []
-        try:
-            p = port
-            for addr in addrs:
-                fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-                t = socket.socket(fam, socket.SOCK_STREAM)
-                socks.append(t)
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if fam == socket.AF_INET6:
-                    t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                t.bind((addr, p))
-                p = t.getsockname()[1]
-            for t in socks:
-                t.listen(64)
-                t.setblocking(False)
-            return p, socks
-        except OSError:
-            for t in socks:
-                t.close()
-            if port != 0:
-                raise
-    raise OSError("no port free on every address")
-
-
-async def watch_parent(ppid, stop):
-    while os.getppid() == ppid:
-        await asyncio.sleep(0.5)
-    print("smtp_fault_peer: parent gone, stopping", file=sys.stderr)
-    stop.set()
-
-
 async def serve(args, script):
     peer = Peer(script, args.record)
-    port, socks = bind_all(args.listen, args.port)
+    port, socks = peerlib.bind_tcp_all(args.listen, args.port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -943,7 +912,8 @@ async def serve(args, script):
     with open(tmp, "w") as f:
         f.write(f"{port}\n")
     os.replace(tmp, args.port_file)
-    watch = asyncio.ensure_future(watch_parent(os.getppid(), stop))
+    watch = asyncio.ensure_future(
+        peerlib.watch_parent("smtp_fault_peer", os.getppid(), stop))
     await stop.wait()
     watch.cancel()
     for srv in servers:
