@@ -3,7 +3,8 @@
  * Unit tests of the dot-stuffing stream: lines starting with '.', a '.'
  * or a CRLF split across pieces, the empty message, the final CRLF, bare
  * CR and LF, and random messages against a reference written apart, cut
- * into random pieces.
+ * into random pieces; and the run-copying implementation against the
+ * octet-at-a-time state machine it replaced, both with and without SIMD.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,23 @@
 #include <cmocka.h>
 
 #include "dotstuff.h"
+
+/* dotstuff.c once more, under other names, with the portable scan instead
+ * of the SIMD one. */
+#ifndef DOTSTUFF_NO_SIMD
+#define DOTSTUFF_NO_SIMD
+#endif
+#define dotstuff_init scalar_dotstuff_init
+#define dotstuff_feed scalar_dotstuff_feed
+#define dotstuff_end  scalar_dotstuff_end
+void scalar_dotstuff_init(struct dotstuff *d);
+size_t scalar_dotstuff_feed(struct dotstuff *d, const uint8_t *in, size_t n,
+                            uint8_t *out);
+size_t scalar_dotstuff_end(struct dotstuff *d, uint8_t *out);
+#include "../dotstuff.c"
+#undef dotstuff_init
+#undef dotstuff_feed
+#undef dotstuff_end
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define GUARD    0x5a
@@ -227,6 +245,213 @@ test_random_against_reference(void **state)
     }
 }
 
+/* ---- against the octet-at-a-time state machine ------------------------- */
+
+/* dotstuff_feed() as it was before it copied runs: one octet at a time. */
+static size_t
+bytewise_feed(struct dotstuff *d, const uint8_t *in, size_t n, uint8_t *out)
+{
+    size_t i, o = 0;
+
+    for (i = 0; i < n; i++) {
+        uint8_t c = in[i];
+
+        if (d->cr) {
+            d->cr = 0;
+            out[o++] = '\n';
+            d->bol = 1;
+            if (c == '\n')
+                continue;
+        }
+        if (c == '\r') {
+            out[o++] = '\r';
+            d->cr = 1;
+            d->bol = 0;
+            continue;
+        }
+        if (c == '\n') {
+            out[o++] = '\r';
+            out[o++] = '\n';
+            d->bol = 1;
+            continue;
+        }
+        if (d->bol && c == '.')
+            out[o++] = '.';
+        out[o++] = c;
+        d->bol = 0;
+    }
+    return o;
+}
+
+static size_t
+bytewise_end(struct dotstuff *d, uint8_t *out)
+{
+    size_t o = 0;
+
+    if (d->cr) {
+        out[o++] = '\n';
+        d->cr = 0;
+        d->bol = 1;
+    }
+    if (!d->bol) {
+        out[o++] = '\r';
+        out[o++] = '\n';
+    }
+    out[o++] = '.';
+    out[o++] = '\r';
+    out[o++] = '\n';
+    d->bol = 1;
+    return o;
+}
+
+#define LOCK_MAX 4096
+
+typedef size_t (*feed_fn)(struct dotstuff *, const uint8_t *, size_t,
+                          uint8_t *);
+
+/* One piece through an implementation, into out (with guards past the
+ * documented bound, checked). */
+static size_t
+feed_guarded(feed_fn feed, struct dotstuff *d, const uint8_t *in, size_t n,
+             uint8_t *out)
+{
+    size_t got, i;
+
+    memset(out, GUARD, DOTSTUFF_OUT_MAX(n) + 16);
+    got = feed(d, in, n, out);
+    assert_true(got <= DOTSTUFF_OUT_MAX(n));
+    for (i = DOTSTUFF_OUT_MAX(n); i < DOTSTUFF_OUT_MAX(n) + 16; i++)
+        assert_int_equal(out[i], GUARD);
+    return got;
+}
+
+/* Feeds in[0..len) cut at the given points (ascending) to the SIMD, the
+ * portable and the octet-at-a-time implementations in step: the same
+ * octets out of every piece, the same state after it, the same end. */
+static void
+lockstep(const uint8_t *in, size_t len, const size_t *cuts, size_t ncuts)
+{
+    static uint8_t want[DOTSTUFF_OUT_MAX(LOCK_MAX) + 16];
+    static uint8_t simd[DOTSTUFF_OUT_MAX(LOCK_MAX) + 16];
+    static uint8_t port[DOTSTUFF_OUT_MAX(LOCK_MAX) + 16];
+    struct dotstuff dw, ds, dp;
+    size_t pos = 0, k, end, nw, ns, np;
+
+    assert_true(len <= LOCK_MAX);
+    dotstuff_init(&dw);
+    dotstuff_init(&ds);
+    scalar_dotstuff_init(&dp);
+    for (k = 0; k <= ncuts; k++) {
+        end = k < ncuts ? cuts[k] : len;
+        if (end < pos)
+            continue;
+        nw = bytewise_feed(&dw, in + pos, end - pos, want);
+        ns = feed_guarded(dotstuff_feed, &ds, in + pos, end - pos, simd);
+        np = feed_guarded(scalar_dotstuff_feed, &dp, in + pos, end - pos, port);
+        assert_int_equal(ns, nw);
+        assert_memory_equal(simd, want, nw);
+        assert_int_equal(np, nw);
+        assert_memory_equal(port, want, nw);
+        assert_int_equal(ds.bol, dw.bol);
+        assert_int_equal(ds.cr, dw.cr);
+        assert_int_equal(dp.bol, dw.bol);
+        assert_int_equal(dp.cr, dw.cr);
+        pos = end;
+    }
+    nw = bytewise_end(&dw, want);
+    ns = dotstuff_end(&ds, simd);
+    np = scalar_dotstuff_end(&dp, port);
+    assert_int_equal(ns, nw);
+    assert_memory_equal(simd, want, nw);
+    assert_int_equal(np, nw);
+    assert_memory_equal(port, want, nw);
+}
+
+/* A message rich in '.', CR and LF, in every arrangement, between runs of
+ * ordinary octets long and short (the scans step 16 octets at a time). */
+static size_t
+random_message(uint8_t *in, size_t max)
+{
+    static const uint8_t special[] = {'.',  '.', '\r', '\n', '\r',
+                                      '\n', '.', 0x80, 0,    ' '};
+    size_t len = (size_t)rand() % (max + 1), i = 0, run;
+
+    while (i < len) {
+        switch (rand() % 6) {
+        case 0: /* a canonical line end, often with a '.' after it */
+            in[i++] = '\r';
+            if (i < len)
+                in[i++] = '\n';
+            if (i < len && rand() % 2)
+                in[i++] = '.';
+            break;
+        case 1: /* a run of ordinary octets */
+            run = (size_t)rand() % (rand() % 4 ? 20 : 90);
+            for (; run > 0 && i < len; run--)
+                in[i++] = (uint8_t)('A' + rand() % 26);
+            break;
+        default:
+            in[i++] = special[(size_t)rand() % COUNT(special)];
+        }
+    }
+    return len;
+}
+
+static void
+test_bytewise_random_pieces(void **state)
+{
+    static uint8_t in[LOCK_MAX];
+    size_t cuts[24], len, ncuts, i, max;
+    unsigned iter;
+
+    (void)state;
+    srand(20240602);
+    for (iter = 0; iter < 30000; iter++) {
+        max = iter % 10 == 0 ? LOCK_MAX : iter % 3 == 0 ? 400 : 64;
+        len = random_message(in, max);
+        ncuts = (size_t)rand() % COUNT(cuts);
+        for (i = 0; i < ncuts; i++)
+            cuts[i] = len ? (size_t)rand() % (len + 1) : 0;
+        for (i = 1; i < ncuts; i++) /* ascending */
+            if (cuts[i] < cuts[i - 1])
+                cuts[i] = cuts[i - 1];
+        lockstep(in, len, cuts, ncuts);
+    }
+}
+
+static void
+test_bytewise_every_split(void **state)
+{
+    static uint8_t in[LOCK_MAX];
+    size_t cuts[LOCK_MAX], len, i, j;
+    unsigned iter;
+
+    (void)state;
+    srand(20240603);
+    for (iter = 0; iter < 400; iter++) {
+        len = random_message(in, iter % 4 == 0 ? 300 : 40);
+        /* Whole, one octet at a time, and every single cut. */
+        lockstep(in, len, NULL, 0);
+        for (i = 0; i < len; i++)
+            cuts[i] = i;
+        lockstep(in, len, cuts, len);
+        for (i = 0; i <= len; i++) {
+            cuts[0] = i;
+            lockstep(in, len, cuts, 1);
+        }
+        /* Every pair of cuts in the short ones. */
+        if (len > 40)
+            continue;
+        for (i = 0; i <= len; i++) {
+            for (j = i; j <= len; j++) {
+                cuts[0] = i;
+                cuts[1] = j;
+                lockstep(in, len, cuts, 2);
+            }
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -238,6 +463,8 @@ main(void)
         cmocka_unit_test(test_eight_bit),
         cmocka_unit_test(test_chunk_boundaries),
         cmocka_unit_test(test_random_against_reference),
+        cmocka_unit_test(test_bytewise_random_pieces),
+        cmocka_unit_test(test_bytewise_every_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
