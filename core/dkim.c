@@ -15,11 +15,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__SSE2__) && !defined(AIMX_DKIM_NO_SIMD)
+#include <emmintrin.h>
+#endif
+
 #define FOLD_AT 76 /* header lines stay below RFC 5322's 78 */
 
 static void bcanon_put(aimx_dkim_bcanon *b, const void *data, size_t len);
 static void bcanon_flush(aimx_dkim_bcanon *b);
 static void bcanon_text(aimx_dkim_bcanon *b, unsigned char c);
+static size_t find_wsp_cr(const unsigned char *p, size_t i, size_t len);
 static void md_update(void *arg, const void *data, size_t len);
 static int no_passphrase(char *buf, int size, int rwflag, void *u);
 static void fold_put(aimx_buf *b, size_t *col, const char *sep,
@@ -76,6 +81,29 @@ bcanon_text(aimx_dkim_bcanon *b, unsigned char c)
     bcanon_put(b, &c, 1);
 }
 
+/* The index of the first SP, HTAB or CR in p[i..len), or len. */
+static size_t
+find_wsp_cr(const unsigned char *p, size_t i, size_t len)
+{
+#if defined(__SSE2__) && !defined(AIMX_DKIM_NO_SIMD)
+    const __m128i sp = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t'),
+                  cr = _mm_set1_epi8('\r');
+
+    while (len - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, sp), _mm_cmpeq_epi8(v, tab)),
+            _mm_cmpeq_epi8(v, cr)));
+        if (m != 0)
+            return i + (size_t)__builtin_ctz(m);
+        i += 16;
+    }
+#endif
+    while (i < len && p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+        i++;
+    return i;
+}
+
 void
 aimx__dkim_bcanon_feed(aimx_dkim_bcanon *b, const void *data, size_t len)
 {
@@ -108,10 +136,13 @@ aimx__dkim_bcanon_feed(aimx_dkim_bcanon *b, const void *data, size_t len)
             b->ws = 1;
             i++;
         } else {
-            /* A run of ordinary octets goes out in one piece. */
-            size_t j = i + 1;
-            while (j < len && p[j] != ' ' && p[j] != '\t' && p[j] != '\r')
-                j++;
+            /* A run of ordinary octets goes out in one piece, and so do
+             * the lines after it made of nothing else: each one's CRLF
+             * and first octet are written as they are, text after text. */
+            size_t j = find_wsp_cr(p, i + 1, len);
+            while (len - j > 2 && p[j] == '\r' && p[j + 1] == '\n' &&
+                   p[j + 2] != ' ' && p[j + 2] != '\t' && p[j + 2] != '\r')
+                j = find_wsp_cr(p, j + 3, len);
             bcanon_text(b, c);
             bcanon_put(b, p + i + 1, j - i - 1);
             i = j;

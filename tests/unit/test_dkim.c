@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* DKIM: relaxed header and body canonicalisation (RFC 6376 3.4.2, 3.4.4,
  * the 3.4.5 example, trailing white space and empty lines at the end), in
- * pieces of every size; the body hash; the signature, verified with the
+ * pieces of every size, and random bodies in random pieces against a
+ * reference written apart; the body hash; the signature, verified with the
  * public key; and the key file checks. */
 #include "compose.h"
 #include "dkim.h"
@@ -130,6 +131,99 @@ relaxed_body(void **state)
             free(got);
         }
     }
+}
+
+/* Relaxed body canonicalisation restated: lines end at CRLF (a lone CR
+ * or LF is text), runs of SP and HTAB become one SP, none is left at a
+ * line's end, a last line without CRLF gets one, and the empty lines at
+ * the end go. */
+static size_t
+body_reference(const char *in, size_t len, char *out)
+{
+    size_t i = 0, o = 0, keep = 0, start;
+
+    while (i < len) {
+        int ws = 0;
+
+        start = o;
+        for (; i < len; i++) {
+            if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n') {
+                i += 2;
+                break;
+            }
+            if (in[i] == ' ' || in[i] == '\t') {
+                ws = 1;
+                continue;
+            }
+            if (ws)
+                out[o++] = ' ';
+            ws = 0;
+            out[o++] = in[i];
+        }
+        out[o++] = '\r';
+        out[o++] = '\n';
+        if (o - start > 2)
+            keep = o; /* the end, unless only empty lines follow */
+    }
+    return keep;
+}
+
+static void
+relaxed_body_random(void **state)
+{
+    static const char alphabet[] = {' ', ' ', '\t', '\r', '\n', '\r',  '\n',
+                                    '.', 'a', 'b',  'z',  0,    '\x80'};
+    enum { MAX = 20000 };
+    char *in = malloc(MAX), *want = malloc(2 * MAX + 2);
+    size_t len, n, i, k, piece;
+
+    (void)state;
+    assert_non_null(in);
+    assert_non_null(want);
+    srand(20240605);
+    for (unsigned iter = 0; iter < 3000; iter++) {
+        size_t max = iter % 50 == 0 ? MAX : iter % 5 == 0 ? 2000 : 100;
+        len = (size_t)rand() % max;
+        for (i = 0; i < len;) {
+            switch (rand() % 4) {
+            case 0: /* a line end, maybe before an ordinary octet */
+                in[i++] = '\r';
+                if (i < len)
+                    in[i++] = '\n';
+                break;
+            case 1: /* a run of ordinary octets, long or short */
+                n = (size_t)rand() % (rand() % 4 ? 20 : 200);
+                for (; n > 0 && i < len; n--)
+                    in[i++] = (char)('A' + rand() % 26);
+                break;
+            default:
+                in[i++] = alphabet[(size_t)rand() % sizeof alphabet];
+            }
+        }
+        n = body_reference(in, len, want);
+        /* Whole, in random pieces, and (short ones) an octet at a time. */
+        for (k = 0; k < 3; k++) {
+            aimx_buf b = {0};
+            aimx_dkim_bcanon c;
+
+            if (k == 2 && len > 2000)
+                continue;
+            aimx__dkim_bcanon_init(&c, collect, &b);
+            for (i = 0; i < len; i += piece) {
+                piece = k == 0 ? len : k == 2 ? 1 : (size_t)rand() % 300 + 1;
+                if (piece > len - i)
+                    piece = len - i;
+                aimx__dkim_bcanon_feed(&c, in + i, piece);
+            }
+            aimx__dkim_bcanon_end(&c);
+            assert_int_equal(b.len, n);
+            if (n > 0)
+                assert_memory_equal(b.p, want, n);
+            aimx__buf_free(&b);
+        }
+    }
+    free(in);
+    free(want);
 }
 
 static void
@@ -368,8 +462,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(relaxed_body), cmocka_unit_test(relaxed_header),
-        cmocka_unit_test(body_hash),    cmocka_unit_test(signature_verifies),
+        cmocka_unit_test(relaxed_body),
+        cmocka_unit_test(relaxed_body_random),
+        cmocka_unit_test(relaxed_header),
+        cmocka_unit_test(body_hash),
+        cmocka_unit_test(signature_verifies),
         cmocka_unit_test(key_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
