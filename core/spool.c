@@ -11,9 +11,17 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-#define OUT_SIZE 65536
+#if defined(__SSE2__) && !defined(AIMX_SPOOL_NO_SIMD)
+#include <emmintrin.h>
+#endif
+
+/* The file is written OUT_SIZE octets at a time at offsets that are
+ * multiples of it (but for the last write): the page cache then holds it
+ * in large folios, cheaper to fill, read and drop than unaligned pieces. */
+#define OUT_SIZE 262144
 
 static const char *const field_names[AIMX_F_COUNT] = {
     "from",       "to",           "cc",           "reply-to",
@@ -24,12 +32,15 @@ static int fail(aimx_spool *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int io_code(int err);
 static void emit(aimx_spool *s, const void *data, size_t len);
+static int write_out(aimx_spool *s, const char *data, size_t len);
 static int flush_out(aimx_spool *s);
+static const char *scan_line(const char *p, const char *end, int *high);
+static const char *body_run(aimx_spool *s, const char *p, const char *end);
 static void end_field(aimx_spool *s);
 static int start_field(aimx_spool *s, const char *line, size_t len);
 static void keep_value(aimx_spool *s, const char *data, size_t len);
 static int process_line(aimx_spool *s, const char *line, size_t len);
-static int copy_range(int from, int to, uint64_t to_offset, uint64_t len);
+static int pio_full(int fd, char *buf, size_t len, uint64_t off, int writing);
 
 static int
 fail(aimx_spool *s, int code, const char *fmt, ...)
@@ -124,13 +135,26 @@ aimx__spool_open(aimx_spool *s, const char *dir, unsigned flags)
     return 0;
 }
 
+/* The write buffer, then len octets of data, in one writev() when the
+ * file takes them. */
 static int
-flush_out(aimx_spool *s)
+write_out(aimx_spool *s, const char *data, size_t len)
 {
-    size_t done = 0;
+    struct iovec iov[2];
+    int i = 0, cnt = 2;
 
-    while (done < s->out_len) {
-        ssize_t n = write(s->fd, s->out + done, s->out_len - done);
+    iov[0].iov_base = s->out;
+    iov[0].iov_len = s->out_len;
+    iov[1].iov_base = (void *)(uintptr_t)data;
+    iov[1].iov_len = len;
+    while (i < cnt) {
+        ssize_t n;
+
+        if (iov[i].iov_len == 0) {
+            i++;
+            continue;
+        }
+        n = writev(s->fd, iov + i, cnt - i);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -139,17 +163,39 @@ flush_out(aimx_spool *s)
             return fail(s, io_code(e), "cannot write the spool file: %s",
                         strerror(e));
         }
-        done += (size_t)n;
+        for (; i < cnt && (size_t)n >= iov[i].iov_len; i++)
+            n -= (ssize_t)iov[i].iov_len;
+        if (i < cnt) {
+            iov[i].iov_base = (char *)iov[i].iov_base + n;
+            iov[i].iov_len -= (size_t)n;
+        }
     }
     s->out_len = 0;
     return 0;
 }
 
+static int
+flush_out(aimx_spool *s)
+{
+    return write_out(s, NULL, 0);
+}
+
+/* Appends to the file through the write buffer.  What completes the
+ * buffer goes out with it straight from data, as do the whole OUT_SIZE
+ * pieces after that; only the rest is copied. */
 static void
 emit(aimx_spool *s, const void *data, size_t len)
 {
-    if (s->out_len + len > OUT_SIZE && flush_out(s) != 0)
-        return;
+    size_t room = OUT_SIZE - s->out_len, direct;
+
+    if (len >= room) {
+        direct = room + (len - room) / OUT_SIZE * OUT_SIZE;
+        if (write_out(s, data, direct) != 0)
+            return;
+        s->size += direct;
+        data = (const char *)data + direct;
+        len -= direct;
+    }
     memcpy(s->out + s->out_len, data, len);
     s->out_len += len;
     s->size += len;
@@ -229,22 +275,64 @@ start_field(aimx_spool *s, const char *line, size_t len)
     return s->error;
 }
 
+/* The first NUL, CR or LF in [p, end), or end; *high set if an octet
+ * >= 0x80 comes before it. */
+static const char *
+scan_line(const char *p, const char *end, int *high)
+{
+#if defined(__SSE2__) && !defined(AIMX_SPOOL_NO_SIMD)
+    const __m128i nul = _mm_setzero_si128(), cr = _mm_set1_epi8('\r'),
+                  lf = _mm_set1_epi8('\n');
+    unsigned hi = 0;
+
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, nul), _mm_cmpeq_epi8(v, cr)),
+            _mm_cmpeq_epi8(v, lf)));
+        unsigned h = (unsigned)_mm_movemask_epi8(v);
+
+        if (m != 0) {
+            /* Only the octets before the first one found. */
+            if ((hi | (h & ((m & -m) - 1))) != 0)
+                *high = 1;
+            return p + __builtin_ctz(m);
+        }
+        hi |= h;
+        p += 16;
+    }
+    if (hi != 0)
+        *high = 1;
+#endif
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c == '\0' || c == '\r' || c == '\n')
+            break;
+        if (c >= 0x80)
+            *high = 1;
+    }
+    return p;
+}
+
 static int
 process_line(aimx_spool *s, const char *line, size_t len)
 {
     int high = 0;
 
     s->lines++;
-    if (memchr(line, '\0', len) != NULL)
-        return fail(s, AIMX_EXIT_DATAERR, "line %llu contains a NUL octet",
-                    (unsigned long long)s->lines);
-    if (memchr(line, '\r', len) != NULL)
-        return fail(s, AIMX_EXIT_DATAERR,
-                    "line %llu contains a bare CR (a carriage return not "
-                    "followed by a line feed)",
-                    (unsigned long long)s->lines);
-    for (size_t i = 0; i < len && !high; i++)
-        high = (unsigned char)line[i] >= 0x80;
+    /* One pass finds the 8-bit octets and whether there is anything to
+     * complain about; the complaint is then made as it always was. */
+    if (scan_line(line, line + len, &high) != line + len) {
+        if (memchr(line, '\0', len) != NULL)
+            return fail(s, AIMX_EXIT_DATAERR, "line %llu contains a NUL octet",
+                        (unsigned long long)s->lines);
+        if (memchr(line, '\r', len) != NULL)
+            return fail(s, AIMX_EXIT_DATAERR,
+                        "line %llu contains a bare CR (a carriage return "
+                        "not followed by a line feed)",
+                        (unsigned long long)s->lines);
+    }
     if (high) {
         s->eightbit = 1;
         if (s->state < 2)
@@ -296,21 +384,81 @@ process_line(aimx_spool *s, const char *line, size_t len)
     return s->error;
 }
 
+/*
+ * In the body, whole lines already in canonical form (CRLF, no NUL or bare
+ * CR, at most 998 octets) need nothing but the checks: a run of them goes
+ * to the body hash and the file in one piece, straight from the input.
+ * Returns where the run stops: end, or the start of a line for
+ * process_line() (an LF alone, a line too long or with something to
+ * complain about, or one that the input does not hold whole).
+ */
+static const char *
+body_run(aimx_spool *s, const char *p, const char *end)
+{
+    const char *start = p, *q;
+    uint64_t lines = 0;
+    int high;
+
+    while (p < end) {
+        high = 0;
+        q = scan_line(p, end, &high);
+        if (q == end || *q != '\r' || end - q < 2 || q[1] != '\n' ||
+            q - p > AIMX_SPOOL_LINE_MAX)
+            break;
+        if (high) {
+            s->eightbit = 1;
+            if (s->utf8 && !aimx__utf8_valid(p, (size_t)(q - p)))
+                s->utf8 = 0;
+        }
+        lines++;
+        p = q + 2;
+    }
+    if (p == start)
+        return p;
+    s->lines += lines;
+    if (s->hashing)
+        aimx__dkim_bodyhash_feed(&s->bh, start, (size_t)(p - start));
+    emit(s, start, (size_t)(p - start));
+    return p;
+}
+
 int
 aimx__spool_write(aimx_spool *s, const void *data, size_t len)
 {
     const char *p = data, *end = p + len;
 
     while (p < end && !s->error) {
-        const char *lf = memchr(p, '\n', (size_t)(end - p));
-        size_t n = (size_t)((lf ? lf : end) - p);
+        const char *lf;
+        size_t n;
 
+        if (s->state == 2 && s->line_len == 0) {
+            p = body_run(s, p, end);
+            if (p == end || s->error)
+                break;
+        }
+        lf = memchr(p, '\n', (size_t)(end - p));
+        n = (size_t)((lf ? lf : end) - p);
         /* 998 octets and a CR that the next LF may still pair with. */
         if (s->line_len + n > AIMX_SPOOL_LINE_MAX + 1)
             return fail(s, AIMX_EXIT_DATAERR,
                         "line %llu is longer than %d octets (RFC 5322 "
                         "2.1.1): wrap it, or send the data as an attachment",
                         (unsigned long long)s->lines + 1, AIMX_SPOOL_LINE_MAX);
+        if (lf != NULL && s->line_len == 0) {
+            /* The whole line is in the input: no copy. */
+            if (n > 0 && p[n - 1] == '\r')
+                n--;
+            if (n > AIMX_SPOOL_LINE_MAX)
+                return fail(s, AIMX_EXIT_DATAERR,
+                            "line %llu is longer than %d octets (RFC 5322 "
+                            "2.1.1): wrap it, or send the data as an "
+                            "attachment",
+                            (unsigned long long)s->lines + 1,
+                            AIMX_SPOOL_LINE_MAX);
+            process_line(s, p, n);
+            p = lf + 1;
+            continue;
+        }
         memcpy(s->line + s->line_len, p, n);
         s->line_len += n;
         if (lf == NULL)
@@ -395,86 +543,61 @@ aimx__spool_signed_fields(const aimx_spool *s, aimx_dkim_field *out)
     return n;
 }
 
-/* The kernel copies (copy_file_range); a plain read/write loop through a
- * small buffer where it cannot. */
+/* Reads or writes exactly len octets at off; -1 with errno set. */
 static int
-copy_range(int from, int to, uint64_t to_offset, uint64_t len)
+pio_full(int fd, char *buf, size_t len, uint64_t off, int writing)
 {
-    loff_t in = 0, out = (loff_t)to_offset;
-    uint64_t left = len;
-    char buf[65536];
-
-    while (left > 0) {
-        ssize_t n = copy_file_range(from, &in, to, &out,
-                                    left > (1u << 30) ? (1u << 30) : left, 0);
+    while (len > 0) {
+        ssize_t n = writing ? pwrite(fd, buf, len, (off_t)off)
+                            : pread(fd, buf, len, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
-                      errno == EOPNOTSUPP || errno == EINVAL))
-            break;
         if (n < 0)
             return -1;
         if (n == 0) {
             errno = EIO; /* the spool is shorter than it was */
             return -1;
         }
-        left -= (uint64_t)n;
-    }
-    while (left > 0) {
-        ssize_t r = pread(from, buf, left < sizeof buf ? left : sizeof buf, in);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = EIO;
-            return -1;
-        }
-        for (ssize_t w = 0; w < r;) {
-            ssize_t k = pwrite(to, buf + w, (size_t)(r - w), out);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k < 0)
-                return -1;
-            w += k;
-            out += k;
-        }
-        in += r;
-        left -= (uint64_t)r;
+        buf += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
     }
     return 0;
 }
 
+/*
+ * In place: the spool moves len octets towards the end, from its end
+ * backwards so that nothing is overwritten before it has been read, in
+ * pieces written at multiples of OUT_SIZE like the spool itself; then the
+ * header goes in front.  The page cache already holds the spool: nothing
+ * new to allocate, and no second file to fill and drop.
+ */
 int
 aimx__spool_prepend(aimx_spool *s, const char *dir, const char *header,
                     size_t len)
 {
-    int code = 0, fd;
-    size_t done = 0;
+    uint64_t d0, d1 = s->size + len;
+    int e;
 
-    fd = aimx__spool_tmpfile(dir, &code, s->message, sizeof s->message);
-    if (fd < 0) {
-        s->error = code;
-        return code;
-    }
-    while (done < len) {
-        ssize_t n = pwrite(fd, header + done, len - done, (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
+    (void)dir;
+    if (flush_out(s) != 0)
+        return s->error;
+    while (d1 > len) {
+        d0 = (d1 - 1) / OUT_SIZE * OUT_SIZE;
+        if (d0 < len)
+            d0 = len;
+        if (pio_full(s->fd, s->out, (size_t)(d1 - d0), d0 - len, 0) != 0 ||
+            pio_full(s->fd, s->out, (size_t)(d1 - d0), d0, 1) != 0)
             goto failed;
-        done += (size_t)n;
+        d1 = d0;
     }
-    if (copy_range(s->fd, fd, len, s->size) != 0)
+    if (pio_full(s->fd, (char *)(uintptr_t)header, len, 0, 1) != 0)
         goto failed;
-    close(s->fd);
-    s->fd = fd;
     s->size += len;
     return 0;
 failed:
-    code = errno;
-    close(fd);
-    return fail(s, io_code(code), "cannot write the spool file: %s",
-                strerror(code));
+    e = errno;
+    return fail(s, io_code(e), "cannot write the spool file: %s", strerror(e));
 }
 
 void

@@ -100,10 +100,10 @@ const char *aimx__spool_value(const aimx_spool *s, int field);
 size_t aimx__spool_signed_fields(const aimx_spool *s, aimx_dkim_field *out);
 
 /*
- * Makes header (a DKIM-Signature field) the start of the message: a new
- * unnamed file gets header and then the spool, copied by the kernel
- * (copy_file_range), and replaces the old one.  Returns 0 or the exit
- * code with s->message set.
+ * Makes header (a DKIM-Signature field) the start of the message, in the
+ * same file: the spool moves len octets further (the file grows by len
+ * only), then header goes in front.  dir is not used.  Returns 0 or the
+ * exit code with s->message set; after a failure the spool is unusable.
  */
 int aimx__spool_prepend(aimx_spool *s, const char *dir, const char *header,
                         size_t len);

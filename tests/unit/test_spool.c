@@ -2,7 +2,9 @@
 /* The canonical spool: line endings across every chunk boundary, the
  * checks with their line numbers, Bcc removal, kept values, the fields
  * DKIM signs, the body hash, prepending, and an unnamed file that leaves
- * nothing behind. */
+ * nothing behind; random messages in random pieces against a line-by-line
+ * model, and prepending to spools of every size around the write size. */
+#include "address.h"
 #include "message.h"
 #include "spool.h"
 
@@ -299,7 +301,7 @@ body_hash_and_prepend(void **state)
     assert_string_equal(got, "X-First: 1\r\nFrom: a@x.test\r\n\r\n C \r\n"
                              "D \t E\r\n\r\n\r\n");
     free(got);
-    /* Two unnamed files were made, none is left. */
+    /* The unnamed file leaves nothing behind. */
     assert_int_equal(entries(), 0);
     aimx__spool_close(&s);
 }
@@ -321,6 +323,322 @@ bad_spool_dir(void **state)
     aimx__spool_close(&s);
 }
 
+/* ---- random messages against a model --------------------------------- */
+
+/* What the spool should make of a message: the spool's rules restated
+ * line by line, with none of its buffering. */
+struct model {
+    char *out; /* the spool's contents */
+    size_t len;
+    char *body; /* the body alone, for the body hash */
+    size_t body_len;
+    uint64_t lines;
+    int eightbit, header_8bit, utf8;
+    int code;
+    char complaint[128];
+};
+
+static void
+model(const char *in, size_t len, struct model *m)
+{
+    size_t i = 0, start, n;
+    int in_body = 0, lf;
+
+    memset(m, 0, sizeof *m);
+    m->out = malloc(2 * len + 3);
+    m->body = malloc(2 * len + 3);
+    assert_non_null(m->out);
+    assert_non_null(m->body);
+    m->utf8 = 1;
+    while (i < len) {
+        const char *nl = memchr(in + i, '\n', len - i);
+        start = i;
+        n = (nl ? (size_t)(nl - in) : len) - i;
+        lf = nl != NULL;
+        i += n + (size_t)lf;
+        /* A CR goes with the LF after it; a last line has none. */
+        if (lf && n > 0 && in[start + n - 1] == '\r')
+            n--;
+        m->lines++;
+        if (n > AIMX_SPOOL_LINE_MAX) {
+            snprintf(m->complaint, sizeof m->complaint,
+                     "line %llu is longer than 998",
+                     (unsigned long long)m->lines);
+        } else if (memchr(in + start, '\0', n) != NULL) {
+            snprintf(m->complaint, sizeof m->complaint,
+                     "line %llu contains a NUL", (unsigned long long)m->lines);
+        } else if (memchr(in + start, '\r', n) != NULL) {
+            snprintf(m->complaint, sizeof m->complaint,
+                     "line %llu contains a bare CR",
+                     (unsigned long long)m->lines);
+        }
+        if (m->complaint[0] != '\0') {
+            m->code = 65;
+            return;
+        }
+        for (size_t k = 0; k < n; k++) {
+            if ((unsigned char)in[start + k] >= 0x80) {
+                m->eightbit = 1;
+                if (!in_body)
+                    m->header_8bit = 1;
+                if (!aimx__utf8_valid(in + start, n))
+                    m->utf8 = 0;
+                break;
+            }
+        }
+        memcpy(m->out + m->len, in + start, n);
+        memcpy(m->out + m->len + n, "\r\n", 2);
+        m->len += n + 2;
+        if (in_body) {
+            memcpy(m->body + m->body_len, in + start, n);
+            memcpy(m->body + m->body_len + n, "\r\n", 2);
+            m->body_len += n + 2;
+        }
+        if (n == 0)
+            in_body = 1;
+    }
+}
+
+static size_t
+put(char *buf, size_t o, const char *s, size_t n)
+{
+    memcpy(buf + o, s, n);
+    return o + n;
+}
+
+#define PUT(lit) put(buf, o, lit, sizeof lit - 1)
+
+/* A message of about size octets: a header section, then body lines of
+ * every kind the spool tells apart, mostly canonical ones.  With bad set,
+ * a line or two that the spool refuses. */
+static size_t
+random_message(char *buf, size_t size, int bad)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0, n, k;
+
+    o = PUT("From: a@x.test\r\n");
+    if (rand() % 3 == 0)
+        o = PUT("Subject: caf\xc3\xa9\n");
+    if (rand() % 4 == 0)
+        o = PUT("To: b@y.test,\r\n c@y.test\r\n");
+    o = rand() % 2 ? PUT("\r\n") : PUT("\n");
+    while (o < size) {
+        int kind = rand() % 40;
+        const char *eol = rand() % 8 == 0 ? "\n" : "\r\n";
+
+        switch (kind) {
+        case 0:
+            o = PUT(".");
+            break;
+        case 1:
+            o = PUT("..");
+            break;
+        case 2:
+            break; /* empty */
+        case 3:
+            o = PUT("caf\xc3\xa9 \xe2\x82\xac");
+            break;
+        case 4:
+            o = PUT("caf\xe9"); /* Latin-1 */
+            break;
+        case 5:
+        case 6:
+            /* The longest lines there may be, and near them. */
+            n = AIMX_SPOOL_LINE_MAX - (size_t)(rand() % 3);
+            memset(buf + o, 'L', n);
+            o += n;
+            break;
+        case 7:
+            if (bad && rand() % 8 == 0) {
+                switch (rand() % 4) {
+                case 0:
+                    memset(buf + o, 'X', AIMX_SPOOL_LINE_MAX + 1);
+                    o += AIMX_SPOOL_LINE_MAX + 1;
+                    break;
+                case 1:
+                    o = PUT("n\0l");
+                    break;
+                case 2:
+                    o = PUT("c\rr");
+                    break;
+                default:
+                    o = PUT("cr\r"); /* then CRLF or LF */
+                }
+            }
+            break;
+        default:
+            n = (size_t)(rand() % 8 ? 76 : rand() % 80);
+            for (k = 0; k < n; k++)
+                buf[o + k] = b64[rand() % 64];
+            if (n > 0 && rand() % 30 == 0)
+                buf[o] = '.';
+            o += n;
+        }
+        o = put(buf, o, eol, strlen(eol));
+    }
+    /* The last line: whole, without its line end, or a lone CR. */
+    switch (rand() % 4) {
+    case 0:
+        o = PUT("last");
+        break;
+    case 1:
+        o = put(buf, o, "\r", bad ? 1 : 0);
+        break;
+    default:
+        break;
+    }
+    return o;
+}
+
+/* Spools in[0..len) in pieces of random sizes (piece 0), or of piece
+ * octets; returns finish()'s code. */
+static int
+spool_pieces(aimx_spool *s, const char *in, size_t len, size_t piece,
+             unsigned flags)
+{
+    size_t i = 0, n;
+
+    assert_int_equal(aimx__spool_open(s, dir, flags), 0);
+    while (i < len) {
+        if (piece > 0)
+            n = piece;
+        else
+            n = rand() % 4 ? (size_t)rand() % 200 + 1
+                           : (size_t)rand() % 140000 + 1;
+        if (n > len - i)
+            n = len - i;
+        if (aimx__spool_write(s, in + i, n) != 0)
+            return s->error;
+        i += n;
+    }
+    return aimx__spool_finish(s);
+}
+
+static void
+random_against_model(void **state)
+{
+    enum { MAX = 300000 };
+    char *in = malloc(MAX + 4096);
+    static const size_t pieces[] = {0, 0, 1, 65536, 4096 - 1, SIZE_MAX};
+    unsigned char want_bh[AIMX_DKIM_BH_LEN];
+
+    (void)state;
+    assert_non_null(in);
+    srand(20240604);
+    for (unsigned iter = 0; iter < 120; iter++) {
+        size_t size =
+            iter % 3 == 0 ? (size_t)rand() % MAX : (size_t)rand() % 3000;
+        size_t len = random_message(in, size, iter % 4 == 3);
+        struct model m;
+        aimx_dkim_bodyhash bh;
+
+        model(in, len, &m);
+        if (m.code == 0) {
+            /* The body hash, the body fed an octet at a time. */
+            assert_int_equal(aimx__dkim_bodyhash_init(&bh), 0);
+            for (size_t k = 0; k < m.body_len; k++)
+                aimx__dkim_bodyhash_feed(&bh, m.body + k, 1);
+            assert_int_equal(aimx__dkim_bodyhash_final(&bh), 0);
+            memcpy(want_bh, bh.hash, sizeof want_bh);
+            aimx__dkim_bodyhash_free(&bh);
+        }
+        for (size_t p = 0; p < sizeof pieces / sizeof pieces[0]; p++) {
+            aimx_spool s;
+            size_t piece = pieces[p] == SIZE_MAX ? len + 1 : pieces[p];
+            int rc;
+
+            if (piece == 1 && len > 20000)
+                continue;
+            rc = spool_pieces(&s, in, len, piece, AIMX_SPOOL_BODY_HASH);
+            if (m.code != 0) {
+                assert_int_equal(rc, m.code);
+                if (strstr(s.message, m.complaint) == NULL)
+                    fail_msg("iteration %u piece %zu: '%s' lacks '%s'", iter,
+                             piece, s.message, m.complaint);
+                aimx__spool_close(&s);
+                continue;
+            }
+            if (rc != 0)
+                fail_msg("iteration %u piece %zu: %s", iter, piece, s.message);
+            char *got = contents(&s);
+            assert_int_equal(s.size, m.len);
+            assert_memory_equal(got, m.out, m.len);
+            assert_int_equal(s.lines, m.lines);
+            assert_int_equal(s.eightbit, m.eightbit);
+            assert_int_equal(s.header_8bit, m.header_8bit);
+            assert_int_equal(s.utf8, m.utf8);
+            assert_memory_equal(s.bh.hash, want_bh, AIMX_DKIM_BH_LEN);
+            free(got);
+            aimx__spool_close(&s);
+        }
+        free(m.out);
+        free(m.body);
+    }
+    free(in);
+    assert_int_equal(entries(), 0);
+}
+
+/* Prepending moves the spool in place, in pieces aligned to its writes:
+ * spools of every size around those pieces, headers short and long. */
+static void
+prepend_sizes(void **state)
+{
+    static const size_t sizes[] = {13,     14,     4096,   65535,
+                                   65536,  65537,  131071, 131072,
+                                   131073, 200000, 262144, 262145};
+    static const size_t hlens[] = {1, 12, 700, 65535, 65536, 70000};
+    char *text = malloc(300000), *header = malloc(70000), *want;
+    size_t len, n, k;
+
+    (void)state;
+    assert_non_null(text);
+    assert_non_null(header);
+    for (k = 0; k < 70000; k++)
+        header[k] = (char)('a' + k % 23);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        /* A canonical message of exactly sizes[i] octets, every line
+         * different from its neighbours. */
+        len = (size_t)sprintf(text, "From: a\r\n\r\n");
+        while (len < sizes[i]) {
+            n = sizes[i] - len < 80 ? sizes[i] - len : 40 + len % 37;
+            for (k = 0; k + 2 < n; k++)
+                text[len + k] = (char)('A' + (len + k) % 26);
+            if (n >= 2) {
+                memcpy(text + len + n - 2, "\r\n", 2);
+            } else {
+                text[len + n - 1] = 'z';
+            }
+            len += n;
+        }
+        for (size_t h = 0; h < sizeof hlens / sizeof hlens[0]; h++) {
+            aimx_spool s;
+
+            assert_int_equal(spool_text(&s, text, len, 65536, 0), 0);
+            if (text[len - 1] != '\n') /* the spool adds the CRLF */
+                assert_int_equal(s.size, len + 2);
+            else
+                assert_int_equal(s.size, len);
+            n = s.size;
+            want = malloc(hlens[h] + n + 1);
+            memcpy(want, header, hlens[h]);
+            memcpy(want + hlens[h], text, len);
+            memcpy(want + hlens[h] + len, "\r\n", n - len);
+            assert_int_equal(aimx__spool_prepend(&s, dir, header, hlens[h]), 0);
+            assert_int_equal(s.size, hlens[h] + n);
+            char *got = contents(&s);
+            assert_memory_equal(got, want, hlens[h] + n);
+            free(got);
+            free(want);
+            aimx__spool_close(&s);
+        }
+    }
+    free(text);
+    free(header);
+    assert_int_equal(entries(), 0);
+}
+
 int
 main(void)
 {
@@ -331,6 +649,8 @@ main(void)
         cmocka_unit_test(many_instances),
         cmocka_unit_test(body_hash_and_prepend),
         cmocka_unit_test(bad_spool_dir),
+        cmocka_unit_test(random_against_model),
+        cmocka_unit_test(prepend_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
