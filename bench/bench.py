@@ -271,7 +271,8 @@ class Bench:
         self.plugins = os.path.join(args.build, "plugins")
         self.work = args.work
         self.servers = []
-        self.results = {"benchmarks": {}, "goals": [], "commands": {}}
+        self.results = {"benchmarks": {}, "goals": [], "commands": {},
+                        "configs": {}}
         self.quick = args.quick
 
     # -- set-up
@@ -298,6 +299,8 @@ class Bench:
                 f.write(f"resolver = {{ {resolver} }};\n")
             if transport:
                 f.write(f"transport = {{ {transport} }};\n")
+        with open(path) as f:
+            self.results["configs"][os.path.basename(path)] = f.read()
         return path
 
     def dns_zone(self):
@@ -725,6 +728,12 @@ def report(results):
         for label, r in b["one"].items():
             out.append(f"| {label} | {fmt_s(r['median_s'])} | {r['ratio_aimx_over']:.2f} | "
                        f"{fmt_s(r['cpu_s'])} | {r['rss_kib'] / 1024:.1f} MiB | {r['runs']} |")
+        ms = b["one"].get("msmtp")
+        if ms and ms["cpu_s"] < ms["median_s"] / 2:
+            out += ["", f"msmtp's time is mostly waiting (its CPU: {fmt_s(ms['cpu_s'])}): "
+                    "it writes the message a line at a time without TCP_NODELAY, so its "
+                    "final dot waits for the receiver's delayed ACK (about 40 ms on Linux "
+                    "loopback); no msmtp option changes that."]
     if "fanout" in b:
         f = b["fanout"]
         out += ["", f"#### 2. Fan-out: {FAN_DOMAINS * FAN_PER_DOMAIN} recipients in "
@@ -755,8 +764,10 @@ def report(results):
                 "| Tool | Size | Wall | CPU (user+sys) | CPU s/GiB | Peak RSS | TLS |",
                 "|---|---|---|---|---|---|---|"]
         for label, r in lg["rows"].items():
+            # Per GiB means nothing for a message that is all start-up.
+            per_gib = f"{r['cpu_s_per_gib']:.2f}" if r["size"] >= MIB else "—"
             out.append(f"| {r['tool']} | {r['size_label']} | {fmt_s(r['wall_s'])} | "
-                       f"{r['cpu_s']:.3f} s | {r['cpu_s_per_gib']:.2f} | "
+                       f"{r['cpu_s']:.3f} s | {per_gib} | "
                        f"{r['rss_kib'] / 1024:.1f} MiB | {r['tls']} {r['cipher']} |")
         sp = lg["openssl_speed"]
         if sp.get("bytes_per_s"):
@@ -772,6 +783,10 @@ def report(results):
     for bench, c in cmds.items():
         for label, cmd in c.items():
             out.append(f"- {bench}, {label}: `{cmd}`")
+    if results.get("configs"):
+        out += ["", "#### aimx configurations", ""]
+        for name, text in results["configs"].items():
+            out += [f"`$WORK/{name}`:", "", "```", text.rstrip("\n"), "```", ""]
     if "postfix" in results:
         # Its headings go below this summary's.
         describe = re.sub(r"^#+ ", "##### ", results["postfix"]["describe"], flags=re.M)
