@@ -20,6 +20,9 @@ static int parse_element(char *elem, int from_header, aimx_mailbox_list *list,
 static int list_push(aimx_mailbox_list *list, char *display, char *addr,
                      int utf8);
 static char *unquote_phrase(const char *s);
+static size_t addr_hash(const char *s);
+static size_t *index_slot(const aimx_mailbox_list *list, const char *addr);
+static int index_update(aimx_mailbox_list *list);
 
 /* RFC 5322 atext, plus RFC 6531's UTF8-non-ascii (validated as a whole). */
 static int
@@ -94,16 +97,25 @@ aimx__printable(const char *s, char *out, size_t len)
         return out;
     }
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char piece[8];
+        /* Every address passes through here (for the error it might
+         * need), so no snprintf() per octet. */
+        static const char hex[] = "0123456789abcdef";
+        char piece[4];
+        size_t pl = 2;
+        piece[0] = '\\';
         if (*p == '\r')
-            strcpy(piece, "\\r");
+            piece[1] = 'r';
         else if (*p == '\n')
-            strcpy(piece, "\\n");
-        else if (*p < 0x20 || *p == 0x7f)
-            snprintf(piece, sizeof piece, "\\x%02x", *p);
-        else
-            snprintf(piece, sizeof piece, "%c", *p);
-        size_t pl = strlen(piece);
+            piece[1] = 'n';
+        else if (*p < 0x20 || *p == 0x7f) {
+            piece[1] = 'x';
+            piece[2] = hex[*p >> 4];
+            piece[3] = hex[*p & 15];
+            pl = 4;
+        } else {
+            piece[0] = (char)*p;
+            pl = 1;
+        }
         if (o + pl + 4 >= len) {
             memcpy(out + o, "...", 4);
             return out;
@@ -366,14 +378,67 @@ list_push(aimx_mailbox_list *list, char *display, char *addr, int utf8)
     return 0;
 }
 
+static size_t
+addr_hash(const char *s)
+{
+    size_t h = 14695981039346656037u; /* FNV-1a */
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* The slot of addr in the index: its entry, or the empty slot where it
+ * would go. */
+static size_t *
+index_slot(const aimx_mailbox_list *list, const char *addr)
+{
+    size_t mask = list->index_cap - 1, i = addr_hash(addr) & mask;
+
+    while (list->index[i] != 0 &&
+           strcmp(list->v[list->index[i] - 1].addr, addr) != 0)
+        i = (i + 1) & mask;
+    return &list->index[i];
+}
+
+/* Brings the index up to v[0..n) with room for one more: at most half
+ * full.  Returns -1 when out of memory. */
+static int
+index_update(aimx_mailbox_list *list)
+{
+    if ((list->n + 1) * 2 > list->index_cap) {
+        size_t cap = list->index_cap ? list->index_cap : 16;
+        size_t *grown;
+
+        while ((list->n + 1) * 2 > cap)
+            cap *= 2;
+        grown = calloc(cap, sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        free(list->index);
+        list->index = grown;
+        list->index_cap = cap;
+        list->indexed = 0;
+    }
+    for (; list->indexed < list->n; list->indexed++) {
+        size_t *slot = index_slot(list, list->v[list->indexed].addr);
+        if (*slot == 0)
+            *slot = list->indexed + 1;
+    }
+    return 0;
+}
+
 int
 aimx__mailbox_list_add_unique(aimx_mailbox_list *list, const aimx_mailbox *m)
 {
     char *display = NULL, *addr;
+    size_t *slot;
 
-    for (size_t i = 0; i < list->n; i++)
-        if (strcmp(list->v[i].addr, m->addr) == 0)
-            return 0;
+    if (index_update(list) != 0)
+        return -1;
+    slot = index_slot(list, m->addr);
+    if (*slot != 0)
+        return 0;
     addr = strdup(m->addr);
     if (m->display != NULL)
         display = strdup(m->display);
@@ -383,6 +448,9 @@ aimx__mailbox_list_add_unique(aimx_mailbox_list *list, const aimx_mailbox *m)
         free(display);
         return -1;
     }
+    /* index_update() left room for this one. */
+    *slot = list->n;
+    list->indexed = list->n;
     return 0;
 }
 
@@ -539,5 +607,6 @@ aimx__mailbox_list_free(aimx_mailbox_list *list)
         free(list->v[i].addr);
     }
     free(list->v);
+    free(list->index);
     memset(list, 0, sizeof *list);
 }

@@ -24,6 +24,12 @@ typedef struct aimx_mailbox_list {
     aimx_mailbox *v;
     size_t n;
     size_t cap;
+    /* aimx__mailbox_list_add_unique()'s index of v[0..indexed) by address
+     * (open addressing, i + 1 per slot, 0 = empty), so that a thousand
+     * recipients are not a million comparisons. */
+    size_t *index;
+    size_t index_cap;
+    size_t indexed;
 } aimx_mailbox_list;
 
 /*

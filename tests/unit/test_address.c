@@ -198,6 +198,49 @@ address_lists(void **state)
     aimx__mailbox_list_free(&l);
 }
 
+/* add_unique against a plain model, over enough addresses for its index
+ * to grow many times, with duplicates of old and new entries and with
+ * entries that parse_list() added before the index saw them. */
+static void
+add_unique_many(void **state)
+{
+    aimx_mailbox_list l = {0};
+    char addr[64], err[256];
+    unsigned seed = 12345;
+    size_t model = 0;
+
+    (void)state;
+    assert_int_equal(
+        aimx__addr_parse_list("p0@x.test, p1@x.test", 0, &l, err, sizeof err),
+        0);
+    model = l.n;
+    for (int k = 0; k < 20000; k++) {
+        seed = seed * 1103515245u + 12345u;
+        int fresh = (seed >> 8) % 3 == 0; /* otherwise a duplicate */
+        size_t pick = fresh ? model : (seed >> 12) % model;
+        if (fresh)
+            snprintf(addr, sizeof addr, "u%zu@d%zu.test", model, model % 97);
+        else if (pick < 2)
+            snprintf(addr, sizeof addr, "p%zu@x.test", pick);
+        else
+            snprintf(addr, sizeof addr, "u%zu@d%zu.test", pick, pick % 97);
+        aimx_mailbox m = {NULL, addr, 0};
+        assert_int_equal(aimx__mailbox_list_add_unique(&l, &m), 0);
+        if (fresh)
+            model++;
+        assert_int_equal(l.n, model);
+        if (fresh)
+            assert_string_equal(l.v[l.n - 1].addr, addr);
+    }
+    assert_true(model > 1000);
+    for (size_t i = 2; i < l.n; i++) {
+        snprintf(addr, sizeof addr, "u%zu@d%zu.test", i, i % 97);
+        assert_string_equal(l.v[i].addr, addr);
+    }
+    aimx__mailbox_list_free(&l);
+    assert_null(l.index);
+}
+
 static void
 helpers(void **state)
 {
@@ -233,7 +276,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_addresses),   cmocka_unit_test(limits),
         cmocka_unit_test(invalid_addresses), cmocka_unit_test(address_lists),
-        cmocka_unit_test(helpers),
+        cmocka_unit_test(add_unique_many),   cmocka_unit_test(helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
