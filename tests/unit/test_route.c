@@ -3,10 +3,13 @@
  * resolver and a small IPv4-only policy defined here: every policy and
  * resolver gets these rules for free, so they are tested without either
  * bundled plugin. */
+#include "config.h"
 #include "netaddr.h"
 #include "route.h"
 #include "scripted.h"
 
+#include <ctype.h>
+#include <idn2.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -445,6 +448,64 @@ domains_from_user_input(void **state)
             fail_msg("'%s' was accepted as %s", bad[i], d);
 }
 
+/* The ASCII fast path against libidn2 itself: random names of letters
+ * of both cases, digits, '-' and '.', valid and not, reserved "ab--" and
+ * "xn--" labels among them.  Same verdict, same domain. */
+static void
+ascii_domains_as_libidn2_sees_them(void **state)
+{
+    static const char alphabet[] = "aZx-n0-9.-Q";
+    unsigned seed = 7;
+    char name[80], d[256], err[256];
+    int accepted = 0;
+
+    (void)state;
+    for (int k = 0; k < 20000; k++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = 1 + (seed >> 8) % 24;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            name[i] = alphabet[(seed >> 10) % (sizeof alphabet - 1)];
+        }
+        name[n] = '\0';
+        if (k % 7 == 0 && n > 4) /* a reserved or A-label prefix */
+            memcpy(name, k % 14 ? "xn--" : "ab--", 4);
+        if (k % 11 == 0) { /* a label over 63 octets */
+            memset(name, 'a', sizeof name - 1);
+            name[sizeof name - 1] = '\0';
+        }
+
+        char *ascii = NULL;
+        int want = idn2_to_ascii_8z(name, &ascii,
+                                    IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+        char expect[256] = "";
+        if (want == IDN2_OK) {
+            size_t l = strlen(ascii);
+            if (l > 1 && ascii[l - 1] == '.')
+                ascii[--l] = '\0';
+            for (char *p = ascii; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+            if (l < sizeof expect && aimx__valid_hostname(ascii) &&
+                !aimx__is_ip_literal(ascii))
+                snprintf(expect, sizeof expect, "%s", ascii);
+            else
+                want = -1;
+        }
+        idn2_free(ascii);
+        int got =
+            aimx__route_domain_from_input(name, d, sizeof d, err, sizeof err);
+        if ((want == IDN2_OK) != (got == 0))
+            fail_msg("'%s': libidn2 %s it, aimx %s it", name,
+                     want == IDN2_OK ? "accepts" : "refuses",
+                     got == 0 ? "accepts" : "refuses");
+        if (got == 0) {
+            assert_string_equal(d, expect);
+            accepted++;
+        }
+    }
+    assert_true(accepted > 1000);
+}
+
 static int
 setup(void **state)
 {
@@ -457,6 +518,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ascii_domains_as_libidn2_sees_them),
         cmocka_unit_test_setup(two_mx_first_usable, setup),
         cmocka_unit_test_setup(null_mx_alone_and_beside_another, setup),
         cmocka_unit_test_setup(nxdomain_is_permanent_nodata_is_implicit, setup),
