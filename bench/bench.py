@@ -347,6 +347,7 @@ class Bench:
         self.msg2k = os.path.join(self.work, "2k.eml")
         write_message(self.msg2k, 2048, "bench 2k", ONE_RCPT)
         self.conf = self.config("default")
+        self.conf_v6 = self.config("ipv6", "enable_ipv6 = true;\n")
 
     # -- 1. one message
 
@@ -355,6 +356,9 @@ class Bench:
         m = shlex.quote(self.msg2k)
         cmds = {
             "aimx": f"{self.aimx} -q -c {self.conf} send --raw {m} --to {ONE_RCPT}",
+            # The MX host has an AAAA (::1) too: IPv6 first, Happy Eyeballs.
+            "aimx, enable_ipv6 = true":
+                f"{self.aimx} -q -c {self.conf_v6} send --raw {m} --to {ONE_RCPT}",
             "curl": (f"curl -sS --url smtp://127.0.0.1:25 --mail-from {SENDER} "
                      f"--mail-rcpt {ONE_RCPT} --upload-file {m}"),
             "swaks": (f"swaks --silent 2 --server 127.0.0.1:25 --helo sender.bench.test "
@@ -368,6 +372,14 @@ class Bench:
                 "s.sendmail(sys.argv[1],[sys.argv[2]],open(sys.argv[3],\"rb\").read()); "
                 f"s.quit()' {SENDER} {ONE_RCPT} {m}"),
         }
+        # Each aimx variant once first, to see it deliver the way it should.
+        for label, want in (("aimx", "over IPv4"),
+                            ("aimx, enable_ipv6 = true", "over IPv6")):
+            out = subprocess.run(["/bin/sh", "-c", cmds[label].replace(" -q ", " ")],
+                                 capture_output=True, text=True)
+            if out.returncode != 0 or "delivered" not in out.stdout or want not in out.stdout:
+                raise RuntimeError(f"{label}: expected a delivery {want}, got exit "
+                                   f"{out.returncode}:\n{out.stdout}{out.stderr}")
         rounds, runs = (2, 5) if self.quick else (5, 20)
         res = hyperfine("one", cmds, self.work, rounds, runs, warmup=3)
         rows = {}
