@@ -82,8 +82,10 @@ static const struct command commands[] = {
         "aimx config check [--json]",
         "check the configuration and the plugins it names",
         "Reads the configuration, loads the resolver, policy and transport\n"
-        "plugins it names, and lets each check its own group.  Every problem\n"
-        "is reported as FILE:LINE: message.\n"
+        "plugins it names, and lets each check its own group; then checks,\n"
+        "as the user running it, that spool_dir can hold the spool file and\n"
+        "that the DKIM key_file (if any) is a usable key others cannot read.\n"
+        "Every problem is reported as FILE:LINE: message.\n"
         "\n"
         "Exit: 0 when everything is valid; 78 otherwise.\n",
     },

@@ -271,6 +271,57 @@ class Cli(unittest.TestCase):
         self.assertEqual([p["slot"] for p in obj["plugins"]],
                          ["resolver", "policy", "transport"])
 
+    def test_config_check_spool_dir_and_dkim_key(self):
+        """What aimx send needs before it sends: a spool directory it can
+        make unnamed files in, and a usable DKIM key, checked by the same
+        code, each error at the setting's FILE:LINE."""
+        spool = os.path.join(self.dir, "spool")
+        os.mkdir(spool)
+        key = os.path.join(self.dir, "dkim.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:2048", "-out", key],
+                       check=True, capture_output=True)
+        os.chmod(key, 0o600)
+        good = self.fixture_conf(f'spool_dir = "{spool}";\n'
+                                 f'dkim = {{ selector = "s1";\n'
+                                 f'  key_file = "{key}"; }};\n')
+        code, out, err = run("config", "check", config=good)
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"  spool_dir    {spool}\n", out)
+        self.assertIn(f"  dkim         selector s1, 2048-bit RSA key {key}\n", out)
+        code, out, err = run("config", "check", "--json", config=good)
+        self.assertEqual(code, 0, err)
+        obj = json.loads(out)
+        self.assertEqual(obj["spool_dir"], spool)
+        self.assertEqual(obj["dkim"], {"selector": "s1", "key_file": key,
+                                       "key_bits": 2048})
+
+        # No dkim group: said so, and null in JSON.
+        plain = self.fixture_conf(f'spool_dir = "{spool}";\n')
+        code, out, err = run("config", "check", config=plain)
+        self.assertEqual(code, 0, err)
+        self.assertIn("  dkim         off", out)
+        code, out, err = run("config", "check", "--json", config=plain)
+        self.assertIsNone(json.loads(out)["dkim"])
+
+        # Both wrong at once: both reported, each at its line.
+        os.chmod(key, 0o644)
+        bad = self.fixture_conf(f'spool_dir = "{spool}/missing";\n'
+                                f'dkim = {{ selector = "s1";\n'
+                                f'  key_file = "{key}"; }};\n')
+        code, out, err = run("config", "check", config=bad)
+        self.assertEqual(code, 78, err)
+        self.assertIn(f"{bad}:6: spool_dir {spool}/missing is not a directory", err)
+        self.assertIn(f"{bad}:8: the DKIM key_file {key} is readable by others", err)
+        code, out, err = run("config", "check", "--json", config=bad)
+        self.assertEqual(code, 78)
+        msg = self.json_error(out, 78)
+        self.assertIn(f"{bad}:6: spool_dir", msg)
+        self.assertIn(f"{bad}:8: the DKIM key_file", msg)
+        os.unlink(key)
+        code, out, err = run("config", "check", config=bad)
+        self.assertIn(f"{bad}:8: the DKIM key_file {key} does not exist", err)
+
     def test_config_from_environment(self):
         path = self.fixture_conf()
         code, out, err = run("config", "check", "--json",
