@@ -27,7 +27,8 @@ struct slots {
     size_t dest_cap;
 };
 
-/* One domain's recipients, delivered by one worker. */
+/* The recipients of one domain, or of several whose routes name the same
+ * MX hosts (merge_shared_routes), delivered by one worker. */
 struct job {
     aimx_delivery *d;
     struct slots *slots;
@@ -64,6 +65,11 @@ static void *worker(void *arg);
 static aimx_transport_result *new_result(size_t attempts, size_t rcpts);
 static void free_result(aimx_transport_result *res);
 static void remove_addr(aimx_addr *addrs, size_t *n, const aimx_addr *a);
+static int same_host(const aimx_route_host *a, const aimx_route_host *b);
+static int same_hosts(const aimx_route *a, const aimx_route *b);
+static const aimx_route_host *first_host(const aimx_route *r);
+static int compare_first_host(const void *a, const void *b);
+static void merge_shared_routes(struct job *jobs, size_t n);
 
 const char *
 aimx__rcpt_status_word(int status)
@@ -317,6 +323,112 @@ remove_addr(aimx_addr *addrs, size_t *n, const aimx_addr *a)
             return;
         }
     }
+}
+
+/* The same MX host: name, preference, verdict and connect targets (as a
+ * set: equal-preference hosts and addresses come in random order). */
+static int
+same_host(const aimx_route_host *a, const aimx_route_host *b)
+{
+    if (strcasecmp(a->name, b->name) != 0 || a->preference != b->preference ||
+        a->implicit != b->implicit || a->verdict != b->verdict ||
+        a->target_count != b->target_count)
+        return 0;
+    for (size_t i = 0; i < a->target_count; i++) {
+        size_t k = 0;
+        while (k < b->target_count &&
+               (a->targets[i].family != b->targets[k].family ||
+                memcmp(a->targets[i].bytes, b->targets[k].bytes, 16) != 0))
+            k++;
+        if (k == b->target_count)
+            return 0;
+    }
+    return 1;
+}
+
+static int
+same_hosts(const aimx_route *a, const aimx_route *b)
+{
+    if (a->status != AIMX_ROUTE_OK || b->status != AIMX_ROUTE_OK ||
+        a->host_count != b->host_count)
+        return 0;
+    for (size_t i = 0; i < a->host_count; i++) {
+        size_t k = 0;
+        while (k < b->host_count && !same_host(&a->hosts[i], &b->hosts[k]))
+            k++;
+        if (k == b->host_count)
+            return 0;
+    }
+    return 1;
+}
+
+/* The route's host that sorts first by preference and name: the same for
+ * routes with the same hosts in any order. */
+static const aimx_route_host *
+first_host(const aimx_route *r)
+{
+    const aimx_route_host *best = NULL;
+
+    for (size_t i = 0; i < r->host_count; i++)
+        if (best == NULL || r->hosts[i].preference < best->preference ||
+            (r->hosts[i].preference == best->preference &&
+             strcasecmp(r->hosts[i].name, best->name) < 0))
+            best = &r->hosts[i];
+    return best;
+}
+
+static int
+compare_first_host(const void *a, const void *b)
+{
+    const struct job *x = *(const struct job *const *)a;
+    const struct job *y = *(const struct job *const *)b;
+    const aimx_route_host *hx = first_host(x->route),
+                          *hy = first_host(y->route);
+
+    if (x->route->host_count != y->route->host_count)
+        return x->route->host_count < y->route->host_count ? -1 : 1;
+    if (hx == NULL || hy == NULL)
+        return (hx != NULL) - (hy != NULL);
+    return strcasecmp(hx->name, hy->name);
+}
+
+/*
+ * Domains whose routes name the same MX hosts (hosted mail: many domains,
+ * one provider's MX) go to one job, so that one session carries all their
+ * recipients instead of a connection, a greeting, EHLO and a TLS handshake
+ * per domain.  Only routes that are alike in everything the delivery looks
+ * at: the failover is the same for every recipient of the job.  Sorting by
+ * the first host keeps this n log n for thousands of domains.
+ */
+static void
+merge_shared_routes(struct job *jobs, size_t n)
+{
+    struct job **order = calloc(n ? n : 1, sizeof *order);
+    size_t m = 0;
+
+    if (order == NULL)
+        return; /* one session per domain, as without it */
+    for (size_t k = 0; k < n; k++)
+        if (jobs[k].route->status == AIMX_ROUTE_OK &&
+            jobs[k].route->host_count > 0)
+            order[m++] = &jobs[k];
+    qsort(order, m, sizeof *order, compare_first_host);
+    for (size_t a = 0; a < m; a++) {
+        if (order[a]->count == 0)
+            continue;
+        for (size_t b = a + 1;
+             b < m && compare_first_host(&order[a], &order[b]) == 0; b++) {
+            struct job *into = order[a], *from = order[b];
+            if (from->count == 0 || !same_hosts(into->route, from->route))
+                continue;
+            /* Every job's rcpt array has room for all recipients. */
+            memcpy(into->rcpt + into->count, from->rcpt,
+                   from->count * sizeof *from->rcpt);
+            into->count += from->count;
+            from->count = 0;
+        }
+    }
+    free(order);
 }
 
 /* The domain could not be routed: every recipient learns why. */
@@ -627,7 +739,8 @@ worker(void *arg)
         pthread_mutex_unlock(&p->lock);
         if (i >= p->count)
             return NULL;
-        deliver_domain(&p->jobs[i]);
+        if (p->jobs[i].count > 0) /* not merged into another */
+            deliver_domain(&p->jobs[i]);
     }
 }
 
@@ -681,6 +794,7 @@ aimx__deliver(aimx_delivery *d)
         jobs[k].slots = &slots;
         jobs[k].route = &routes[k];
     }
+    merge_shared_routes(jobs, nd);
     pool.jobs = jobs;
     pool.count = nd;
     pool.next = 0;

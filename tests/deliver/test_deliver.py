@@ -16,6 +16,7 @@ Test zone (DNS fault peer), all MX hosts on loopback:
   two.test      MX 10 mx1.two.test       A 127.0.0.1
                 MX 20 mx2.two.test       A 127.0.0.2
   d1/d2/d3.test MX 10 mx.dN.test         A 127.0.0.1
+  h1/h2/h3.test MX 10 mx.hosted.test     A 127.0.0.1 (one MX, three domains)
   sink.test     MX 10 mx.sink.test       A 127.0.0.1
   nullmx.test   MX 0 .        nowhere.test NXDOMAIN
   servfail.test SERVFAIL      silent.test (no answer)
@@ -69,6 +70,10 @@ ZONE = {
         rec("mx.d1.test.", "A", "127.0.0.1"),
         rec("mx.d2.test.", "A", "127.0.0.1"),
         rec("mx.d3.test.", "A", "127.0.0.1"),
+        rec("h1.test.", "MX", "10 mx.hosted.test."),
+        rec("h2.test.", "MX", "10 mx.hosted.test."),
+        rec("h3.test.", "MX", "10 mx.hosted.test."),
+        rec("mx.hosted.test.", "A", "127.0.0.1"),
         rec("sink.test.", "MX", "10 mx.sink.test."),
         rec("mx.sink.test.", "A", "127.0.0.1"),
         rec("nullmx.test.", "MX", "0 ."),
@@ -209,6 +214,22 @@ class DeliverE2E(unittest.TestCase):
                              ["delivered"] * 3)
             smtp.wait_sessions(3)
             self.assertEqual(smtp.stats()["max_concurrent"], 3)
+
+    def test_domains_sharing_their_mx_share_a_session(self):
+        # Hosted mail: three domains, one MX host.  One connection, one
+        # transaction with the three recipients, not three of each.
+        with aimxtest.SmtpFaultPeer({}) as smtp:
+            obj = self.send(self.conf(smtp.port), "a@h1.test", "b@h2.test",
+                            "c@h3.test", expect=0)
+            self.assertEqual([r["status"] for r in obj["recipients"]],
+                             ["delivered"] * 3)
+            sessions = smtp.wait_sessions(1)
+            self.assertEqual(smtp.stats()["sessions"], 1)
+            rcpts = [c for c in json.dumps(sessions[0]).split('"')
+                     if c.upper().startswith("RCPT TO:")]
+            self.assertEqual(sorted(rcpts), ["RCPT TO:<a@h1.test>",
+                                             "RCPT TO:<b@h2.test>",
+                                             "RCPT TO:<c@h3.test>"])
 
     def test_replies(self):
         # 5xx to one RCPT: that one bounced, the other delivered, and the

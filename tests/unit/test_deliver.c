@@ -481,10 +481,29 @@ static const struct answer four_domains[] = {
     {"mx2.test.", AIMX_DNS_A, AIMX_DNS_OK, {"127.0.0.2"}},
     {"mx3.test.", AIMX_DNS_A, AIMX_DNS_OK, {"127.0.0.3"}},
     {"mx4.test.", AIMX_DNS_A, AIMX_DNS_OK, {"127.0.0.4"}},
-    {"s1.test.", AIMX_DNS_MX, AIMX_DNS_OK, {"10 shared.test."}},
-    {"s2.test.", AIMX_DNS_MX, AIMX_DNS_OK, {"10 shared.test."}},
-    {"s3.test.", AIMX_DNS_MX, AIMX_DNS_OK, {"10 shared.test."}},
+    /* One first MX host, each domain its own backup: not the same hosts,
+     * so not one session, but one destination. */
+    {"s1.test.", AIMX_DNS_MX, AIMX_DNS_OK, {"10 shared.test.", "20 mx1.test."}},
+    {"s2.test.", AIMX_DNS_MX, AIMX_DNS_OK, {"10 shared.test.", "20 mx2.test."}},
+    {"s3.test.", AIMX_DNS_MX, AIMX_DNS_OK, {"10 shared.test.", "20 mx3.test."}},
     {"shared.test.", AIMX_DNS_A, AIMX_DNS_OK, {"127.0.0.5"}},
+    /* Hosted mail: the same two MX hosts of equal preference (so in
+     * random order) for h1..h3; h4 names only one of them. */
+    {"h1.test.",
+     AIMX_DNS_MX,
+     AIMX_DNS_OK,
+     {"10 mxa.host.test.", "10 mxb.host.test."}},
+    {"h2.test.",
+     AIMX_DNS_MX,
+     AIMX_DNS_OK,
+     {"10 mxb.host.test.", "10 mxa.host.test."}},
+    {"h3.test.",
+     AIMX_DNS_MX,
+     AIMX_DNS_OK,
+     {"10 mxa.host.test.", "10 mxb.host.test."}},
+    {"h4.test.", AIMX_DNS_MX, AIMX_DNS_OK, {"10 mxa.host.test."}},
+    {"mxa.host.test.", AIMX_DNS_A, AIMX_DNS_OK, {"127.0.0.6"}},
+    {"mxb.host.test.", AIMX_DNS_A, AIMX_DNS_OK, {"127.0.0.7"}},
 };
 static const struct server four_servers[] = {
     {"127.0.0.1", 0, 0, 0, NULL, 0, 0, 0},
@@ -492,6 +511,8 @@ static const struct server four_servers[] = {
     {"127.0.0.3", 0, 0, 0, NULL, 0, 0, 0},
     {"127.0.0.4", 0, 0, 0, NULL, 0, 0, 0},
     {"127.0.0.5", 0, 0, 0, NULL, 0, 0, 0},
+    {"127.0.0.6", 0, 0, 0, NULL, 0, 0, 0},
+    {"127.0.0.7", 0, 0, 0, "bad@h2.test", 550, 0, 0},
 };
 
 static void
@@ -532,6 +553,44 @@ one_mx_host_gets_at_most_max_per_destination(void **state)
     assert_int_equal(aimx__deliver(&d), 0);
     assert_int_equal(max_open, 1);
     assert_int_equal(sessions_at[4], 3);
+    aimx__delivery_free(&d);
+}
+
+static void
+domains_with_the_same_mx_hosts_share_a_session(void **state)
+{
+    static const char *const to[] = {"a@h1.test", "b@h2.test", "c@h3.test",
+                                     "d@h4.test", "e@h1.test", "f@d1.test"};
+
+    (void)state;
+    bench(four_domains, N(four_domains), four_servers, N(four_servers), 1, to,
+          6);
+    assert_int_equal(aimx__deliver(&d), 0);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(rcpts[i].status, AIMX_RCPT_DELIVERED);
+    /* h1, h2 and h3 in one session (to either host), h4 and d1 in their
+     * own. */
+    assert_int_equal(sessions_at[5] + sessions_at[6], 2);
+    assert_int_equal(sessions_at[0], 1);
+    aimx__delivery_free(&d);
+
+    /* A recipient refused in the shared session bounces alone; the other
+     * domains' recipients are delivered.  Only mxb.host.test refuses it,
+     * and only if the session went there: either way its verdict is its
+     * own. */
+    static const char *const to2[] = {"a@h1.test", "bad@h2.test", "c@h3.test"};
+    bench(four_domains, N(four_domains), four_servers, N(four_servers), 1, to2,
+          3);
+    assert_int_equal(aimx__deliver(&d), 0);
+    assert_int_equal(sessions_at[5] + sessions_at[6], 1);
+    assert_int_equal(rcpts[0].status, AIMX_RCPT_DELIVERED);
+    assert_int_equal(rcpts[2].status, AIMX_RCPT_DELIVERED);
+    if (sessions_at[6] == 1) {
+        assert_int_equal(rcpts[1].status, AIMX_RCPT_BOUNCED);
+        assert_int_equal(rcpts[1].code, 550);
+    } else {
+        assert_int_equal(rcpts[1].status, AIMX_RCPT_DELIVERED);
+    }
     aimx__delivery_free(&d);
 }
 
@@ -587,6 +646,7 @@ main(void)
         cmocka_unit_test(dns_outcomes_reach_every_recipient),
         cmocka_unit_test(domains_in_parallel_within_limits),
         cmocka_unit_test(one_mx_host_gets_at_most_max_per_destination),
+        cmocka_unit_test(domains_with_the_same_mx_hosts_share_a_session),
         cmocka_unit_test(stop_flag_defers_what_is_left),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
