@@ -8,7 +8,7 @@ that a benchmark can check that every octet arrived.  It is built not to be
 the bottleneck: the message data is read in large blocks and scanned with
 bytes searches, not line by line.
 
-Standalone, stdlib only, Debian's /usr/bin/python3.  Loopback only: every
+Stdlib only (and tests/peers/peerlib.py's binder), Debian's /usr/bin/python3.  Loopback only: every
 --listen address must be in 127.0.0.0/8 or ::1.
 
 Usage
@@ -91,6 +91,12 @@ import ssl
 import sys
 import threading
 import time
+
+# The test servers' binder (every address, one port), shared rather than
+# copied; the rest of this receiver stands alone.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tests", "peers"))
+from peerlib import bind_tcp_all  # noqa: E402
 
 NAME = "tls_sink"
 HOSTNAME = "sink.bench.test"
@@ -428,34 +434,6 @@ class Server:
                 pass
 
 
-def bind_all(addrs, port):
-    """Listening TCP sockets on every address, all on one port (port 0:
-    the first address picks one, the others follow; retried if taken)."""
-    for _ in range(200):
-        socks = []
-        try:
-            p = port
-            for addr in addrs:
-                fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-                t = socket.socket(fam, socket.SOCK_STREAM)
-                socks.append(t)
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if fam == socket.AF_INET6:
-                    t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                t.bind((addr, p))
-                p = t.getsockname()[1]
-            for t in socks:
-                t.listen(64)
-                t.setblocking(False)
-            return p, socks
-        except OSError:
-            for t in socks:
-                t.close()
-            if port != 0:
-                raise
-    raise OSError("no port free on every address")
-
-
 def fmt_peer(addr):
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else \
         f"{addr[0]}:{addr[1]}"
@@ -464,7 +442,7 @@ def fmt_peer(addr):
 def serve(args, ctx):
     ppid = os.getppid()
     server = Server(ctx, args.require_tls, args.record)
-    port, listeners = bind_all(args.listen, args.port)
+    port, listeners = bind_tcp_all(args.listen, args.port)
 
     wake_r, wake_w = socket.socketpair()
     wake_r.setblocking(False)
