@@ -24,6 +24,34 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 build=${AIMX_BENCH_BUILD:-$top/build-bench}
 
+usage() {
+  echo "usage: sudo bench/run.sh [--quick] [--only NAME[,NAME...]] [--no-docs]" >&2
+  echo "  NAME: one, fanout, slow, large, startup (docs/performance.md)" >&2
+  exit 64
+}
+# Checked before anything is installed, built or created.
+args=("$@")
+while (($#)); do
+  case $1 in
+    --quick | --no-docs) shift ;;
+    --only)
+      (($# >= 2)) || usage
+      IFS=, read -ra names <<<"$2"
+      ((${#names[@]})) || usage
+      for n in "${names[@]}"; do
+        case $n in
+          one | fanout | slow | large | startup) ;;
+          *) echo "bench/run.sh: --only: unknown benchmark '$n'" >&2; usage ;;
+        esac
+      done
+      shift 2
+      ;;
+    -h | --help) usage ;;
+    *) echo "bench/run.sh: unknown option '$1'" >&2; usage ;;
+  esac
+done
+set -- "${args[@]}"
+
 if ((EUID != 0)); then
   echo "bench/run.sh needs root: it creates a network namespace and runs Postfix in it (try sudo)" >&2
   exit 77
